@@ -1,0 +1,5 @@
+import sys
+
+from crowdet.cli import main
+
+sys.exit(main())

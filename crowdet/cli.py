@@ -1,0 +1,80 @@
+"""The `crowdet` command line: one sub-command per module in `crowdet.commands`.
+
+Each command module exposes `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only when their command runs, so `crowdet --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from crowdet.errors import CrowdetError
+
+# command name -> module in crowdet.commands
+COMMANDS = {
+    "demo": "demo",
+    "synth": "synth",
+    "train": "train",
+    "eval": "eval",
+    "eval-dets": "eval_dets",
+    "convert": "convert",
+    "check-data": "check_data",
+    "show": "show",
+    "detect": "detect",
+    "export": "export",
+    "info": "info",
+}
+
+
+def _available() -> dict[str, object]:
+    modules = {}
+    for name, module in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(f"crowdet.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"crowdet.commands.{module}":
+                raise
+    return modules
+
+
+def build_parser(modules: dict[str, object]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crowdet", description="Detect people in crowds.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in modules.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        module.add_arguments(p)
+    return parser
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    modules = _available()
+    args = build_parser(modules).parse_args(argv)
+    setup_logging(args.debug)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except CrowdetError as e:
+        if args.debug:
+            raise
+        print(f"crowdet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
