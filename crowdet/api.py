@@ -1,0 +1,52 @@
+"""The Python API: `Detector.from_checkpoint(path)(image) -> (boxes, scores)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crowdet.config import Config, config_from_dict
+from crowdet.data.dataset import CrowdDataset, Sample, collate
+from crowdet.data.images import read_image
+from crowdet.data.records import ImageRecord
+from crowdet.engine.checkpoint import load_checkpoint
+from crowdet.models.build import build_detector
+
+
+class Detector:
+    """A trained detector for inference on single images.
+
+    >>> det = Detector.from_checkpoint("runs/demo/train/last.pt")
+    >>> boxes, scores = det("photo.jpg")   # boxes (N, 4) xyxy, scores (N,), original pixels
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: Config, device: str | torch.device = "cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.model = model.to(self.device).eval()
+        self._prep = CrowdDataset([], input_size=cfg.data.input_size, train=False)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Detector:
+        state = load_checkpoint(path)
+        cfg = config_from_dict(state["config"], f"{path} (config)")
+        model = build_detector(cfg)
+        model.load_state_dict(state.get("ema") or state["model"])
+        return cls(model, cfg, device)
+
+    def preprocess(self, images: list[np.ndarray]) -> list[Sample]:
+        return [
+            self._prep.transform(im, ImageRecord(image_id=str(i)), None)
+            for i, im in enumerate(images)
+        ]
+
+    @torch.no_grad()
+    def predict(self, images: list[np.ndarray | str | Path]):
+        """Images (BGR arrays or paths) -> list of (boxes (N, 4) xyxy, scores (N,)) tensors."""
+        arrays = [read_image(im) if isinstance(im, str | Path) else im for im in images]
+        batch = collate(self.preprocess(arrays), self.cfg.data.size_divisor).to(self.device)
+        return [(d.boxes.cpu(), d.scores.cpu()) for d in self.model.predict(batch)]
+
+    def __call__(self, image: np.ndarray | str | Path):
+        return self.predict([image])[0]

@@ -1,0 +1,150 @@
+"""Torch dataset over ImageRecords: decode, letterbox, augment, and the padded batch collate.
+
+A sample whose image cannot be read is not a crash and not a grey image: it is dropped from its
+batch and counted under its problem kind (`Batch.skipped`); with `strict=True` it is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from crowdet.data import transforms as T
+from crowdet.data.images import read_image
+from crowdet.data.records import ImageRecord
+from crowdet.errors import DataError
+from crowdet.structures import Batch
+
+log = logging.getLogger(__name__)
+
+# ImageNet statistics in BGR order (images are decoded by cv2)
+MEAN_BGR = (103.53, 116.28, 123.675)
+STD_BGR = (57.375, 57.12, 58.395)
+
+
+@dataclass
+class Sample:
+    image: np.ndarray | None  # HxWx3 uint8 BGR after transforms, None when skipped
+    boxes: np.ndarray  # (N, 4) xyxy float32 in network-input pixels
+    ignore: np.ndarray  # (N,) bool
+    image_id: str
+    scale: float
+    orig_size: tuple[int, int]  # (height, width)
+    problem: str = ""  # kind of data problem when skipped
+
+
+class CrowdDataset(torch.utils.data.Dataset):
+    """Images and boxes of one kind ("full", "visible", "head") for training or evaluation."""
+
+    def __init__(
+        self,
+        records: list[ImageRecord],
+        box_kind: str = "full",
+        input_size: int = 320,
+        train: bool = False,
+        hflip: float = 0.0,
+        scale_range: tuple[float, float] = (1.0, 1.0),
+        hsv: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        min_box_size: float = 2.0,
+        strict: bool = False,
+        seed: int = 0,
+    ):
+        self.records = records
+        self.box_kind, self.input_size, self.train = box_kind, input_size, train
+        self.hflip, self.scale_range, self.hsv = hflip, scale_range, hsv
+        self.min_box_size, self.strict, self.seed = min_box_size, strict, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        # augmentation randomness depends on (seed, epoch, index) only: resumable and worker-proof
+        return np.random.default_rng((self.seed, self.epoch, index))
+
+    def __getitem__(self, index: int) -> Sample:
+        rec = self.records[index]
+        try:
+            image = read_image(rec.image_path)
+        except DataError as e:
+            if self.strict:
+                raise
+            return Sample(
+                None, _EMPTY_BOXES, _EMPTY_FLAGS, rec.image_id, 1.0, (0, 0), e.kind or "corrupt"
+            )
+        return self.transform(image, rec, self._rng(index))
+
+    def transform(self, image: np.ndarray, rec: ImageRecord, rng: np.random.Generator) -> Sample:
+        h, w = image.shape[:2]
+        boxes = rec.boxes(self.box_kind).astype(np.float32)
+        keep = np.isfinite(boxes).all(1)
+        boxes, ignore = boxes[keep], rec.ignore_for(self.box_kind)[keep]
+        scale = T.letterbox_scale(h, w, self.input_size)
+        if self.train:
+            scale *= rng.uniform(*self.scale_range)
+        image, boxes = T.resize(image, boxes, scale)
+        if self.train:
+            if rng.random() < self.hflip:
+                image, boxes = T.hflip(image, boxes)
+            image = T.hsv_jitter(image, self.hsv, rng)
+            boxes, ignore = self._clean(boxes, ignore, *image.shape[:2])
+        return Sample(image, boxes, ignore, rec.image_id, scale, (h, w))
+
+    def _clean(self, boxes, ignore, height, width):
+        """Clip to the image (full boxes are amodal) and drop boxes too small to learn from."""
+        boxes = T.clip_boxes(boxes, height, width)
+        wh = boxes[:, 2:] - boxes[:, :2]
+        keep = (wh >= self.min_box_size).all(1)
+        return boxes[keep], ignore[keep]
+
+
+_EMPTY_BOXES = np.zeros((0, 4), np.float32)
+_EMPTY_FLAGS = np.zeros(0, bool)
+
+
+def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
+    """Pad images to a multiple of size_divisor and annotations to the largest count."""
+    skipped: dict[str, int] = {}
+    for s in samples:
+        if s.image is None:
+            skipped[s.problem] = skipped.get(s.problem, 0) + 1
+    samples = [s for s in samples if s.image is not None]
+    n = len(samples)
+    hs = [s.image.shape[0] for s in samples] or [size_divisor]
+    ws = [s.image.shape[1] for s in samples] or [size_divisor]
+    H = -(-max(hs) // size_divisor) * size_divisor
+    W = -(-max(ws) // size_divisor) * size_divisor
+    G = max([len(s.boxes) for s in samples], default=0)
+    images = torch.zeros(n, 3, H, W)
+    boxes = torch.zeros(n, G, 4)
+    valid = torch.zeros(n, G, dtype=torch.bool)
+    ignore = torch.zeros(n, G, dtype=torch.bool)
+    mean = torch.tensor(MEAN_BGR).view(3, 1, 1)
+    std = torch.tensor(STD_BGR).view(3, 1, 1)
+    for i, s in enumerate(samples):
+        h, w = s.image.shape[:2]
+        img = torch.from_numpy(s.image).permute(2, 0, 1).float()
+        images[i, :, :h, :w] = (img - mean) / std
+        g = len(s.boxes)
+        boxes[i, :g] = torch.from_numpy(s.boxes)
+        valid[i, :g] = True
+        ignore[i, :g] = torch.from_numpy(s.ignore)
+    return Batch(
+        images=images,
+        image_sizes=torch.tensor([[s.image.shape[0], s.image.shape[1]] for s in samples]).view(
+            n, 2
+        ),
+        boxes=boxes,
+        valid=valid,
+        ignore=ignore,
+        scales=torch.tensor([s.scale for s in samples], dtype=torch.float32),
+        orig_sizes=torch.tensor([s.orig_size for s in samples]).view(n, 2),
+        image_ids=[s.image_id for s in samples],
+        skipped=skipped,
+    )

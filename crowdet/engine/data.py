@@ -1,0 +1,99 @@
+"""Datasets and loaders from a config: the synthetic set made on demand, resumable batch order."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from crowdet.config import Config
+from crowdet.data.dataset import CrowdDataset, collate
+from crowdet.data.odgt import read_odgt
+from crowdet.data.records import ImageRecord
+from crowdet.errors import CrowdetError
+
+log = logging.getLogger(__name__)
+
+
+def ann_path(cfg: Config, split: str) -> Path:
+    name = cfg.data.train_ann if split == "train" else cfg.data.val_ann
+    p = Path(name)
+    return p if p.is_absolute() else Path(cfg.data.root) / p
+
+
+def ensure_dataset(cfg: Config) -> None:
+    """Generate the synthetic dataset under data.root when it is missing and data.synth is set."""
+    root = Path(cfg.data.root)
+    if ann_path(cfg, "train").is_file() and ann_path(cfg, "val").is_file():
+        return
+    if cfg.data.synth is None:
+        raise CrowdetError(
+            f"data.root={root}: no {cfg.data.train_ann} / {cfg.data.val_ann} there "
+            "(set data.root to a dataset in CrowdHuman layout)"
+        )
+    from crowdet.data.synth import generate_dataset
+
+    s = cfg.data.synth
+    log.info("generating the synthetic '%s' dataset in %s", s.preset, root)
+    generate_dataset(root, s.train, s.val, preset=s.preset, seed=s.seed)
+
+
+def load_records(cfg: Config, split: str) -> list[ImageRecord]:
+    images = Path(cfg.data.images)
+    images = images if images.is_absolute() else Path(cfg.data.root) / images
+    records = read_odgt(ann_path(cfg, split), images_dir=images, strict=cfg.data.strict)
+    if cfg.data.max_images:
+        records = records[: cfg.data.max_images]
+    if not records:
+        raise CrowdetError(f"{ann_path(cfg, split)}: no usable images")
+    return records
+
+
+def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> CrowdDataset:
+    a = cfg.augment
+    return CrowdDataset(
+        records,
+        box_kind=cfg.data.box,
+        input_size=cfg.data.input_size,
+        train=train,
+        hflip=a.hflip,
+        scale_range=tuple(a.scale),
+        hsv=tuple(a.hsv),
+        min_box_size=cfg.data.min_box_size,
+        strict=cfg.data.strict,
+        seed=cfg.train.seed,
+    )
+
+
+def epoch_batches(
+    n: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1
+) -> list[list[int]]:
+    """This rank's batches of one epoch: a seeded permutation, padded so every rank has as many
+    full batches (indices repeat when the set is smaller than world * batch_size)."""
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    per_step = batch_size * world
+    steps = max(1, n // per_step)
+    total = steps * per_step
+    perm = (perm * (total // n + 1))[:total]
+    mine = perm[rank::world]
+    return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+def make_loader(dataset, batches, workers: int, size_divisor: int):
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=partial(collate, size_divisor=size_divisor),
+        persistent_workers=False,
+    )
+
+
+def eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1):
+    idx = list(range(rank, len(dataset), world))
+    bs = cfg.eval.batch_size
+    batches = [idx[i : i + bs] for i in range(0, len(idx), bs)]
+    return make_loader(dataset, batches, cfg.data.workers, cfg.data.size_divisor)

@@ -1,0 +1,54 @@
+"""Anchor priors for dense heads, flattened in the order the heads flatten their outputs.
+
+Order: level, then row y, then column x, then anchor (octave scale major, aspect ratio minor).
+An anchor at level stride s has height `base_scale * s * octave` and width `height / ratio`
+(ratio = height / width: people are about 2.4 times taller than wide).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class AnchorGenerator:
+    def __init__(self, strides: list[int], base_scale: float, octave_scales, aspect_ratios):
+        self.strides = list(strides)
+        self.base_scale = base_scale
+        self.octave_scales = list(octave_scales)
+        self.aspect_ratios = list(aspect_ratios)
+        self._cache: dict = {}
+
+    @property
+    def num_anchors(self) -> int:
+        """Anchors per feature location."""
+        return len(self.octave_scales) * len(self.aspect_ratios)
+
+    def cell_anchors(self, stride: int) -> torch.Tensor:
+        """(K, 4) anchors centred on (0, 0)."""
+        rows = []
+        for octave in self.octave_scales:
+            for ratio in self.aspect_ratios:
+                h = self.base_scale * stride * octave
+                w = h / ratio
+                rows.append([-w / 2, -h / 2, w / 2, h / 2])
+        return torch.tensor(rows, dtype=torch.float32)
+
+    def __call__(self, shapes: list[tuple[int, int]], device=None) -> torch.Tensor:
+        """Feature map shapes [(H_l, W_l)] -> priors (A, 4) xyxy in input pixels."""
+        key = (tuple(shapes), str(device))
+        if key not in self._cache:
+            self._cache = {key: self._make(shapes, device)}
+        return self._cache[key]
+
+    def _make(self, shapes, device) -> torch.Tensor:
+        out = []
+        for (h, w), stride in zip(shapes, self.strides):
+            ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
+            xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
+            cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+            centers = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
+            out.append((centers + self.cell_anchors(stride)).reshape(-1, 4))
+        return torch.cat(out).to(device)
+
+    def num_priors(self, shapes: list[tuple[int, int]]) -> int:
+        return sum(h * w for h, w in shapes) * self.num_anchors

@@ -1,0 +1,37 @@
+"""A small plain-conv backbone for CPU training: 3x3 conv-BN-ReLU stages, ResNet basic blocks.
+
+Output strides 8, 16, 32 (C3, C4, C5) with 4w, 8w, 16w channels for width w.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from crowdet.models.layers import BasicBlock, conv_bn_act
+
+
+class TinyBackbone(nn.Module):
+    def __init__(self, width: int = 16, depth: int = 1, frozen_stages: int = 0):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(conv_bn_act(3, w, stride=2), conv_bn_act(w, 2 * w, stride=2))
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                conv_bn_act(cin, cout, stride=2), *[BasicBlock(cout) for _ in range(depth)]
+            )
+            for cin, cout in ((2 * w, 4 * w), (4 * w, 8 * w), (8 * w, 16 * w))
+        )
+        self.out_channels = [4 * w, 8 * w, 16 * w]
+        self.out_strides = [8, 16, 32]
+        for module in [self.stem, *self.stages][:frozen_stages]:
+            module.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> [C3 (B, 4w, H/8, W/8), C4, C5]."""
+        x = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats

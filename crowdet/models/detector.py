@@ -1,0 +1,49 @@
+"""A one-stage dense detector: backbone -> neck -> head, priors from an anchor generator.
+
+`forward(images)` returns raw head outputs; `loss(batch)` and `predict(batch)` wrap the loss and
+post-processing so the trainer, the evaluator and `crowdet detect` share one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from crowdet.models.anchors import AnchorGenerator
+from crowdet.structures import Batch, Detections
+
+
+class DenseDetector(nn.Module):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        neck: nn.Module,
+        head: nn.Module,
+        anchors: AnchorGenerator,
+        loss: Callable | None = None,
+        postprocess: Callable | None = None,
+    ):
+        super().__init__()
+        self.backbone, self.neck, self.head = backbone, neck, head
+        self.anchors = anchors
+        self.loss_fn, self.postprocess_fn = loss, postprocess
+
+    def forward(self, images: torch.Tensor):
+        """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
+        feats = self.neck(self.backbone(images))
+        cls_logits, box_deltas = self.head(feats)
+        priors = self.anchors([f.shape[-2:] for f in feats], device=images.device)
+        return cls_logits, box_deltas, priors
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cls_logits, box_deltas, priors = self(batch.images)
+        return self.loss_fn(cls_logits.float(), box_deltas.float(), priors, batch)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> list[Detections]:
+        cls_logits, box_deltas, priors = self(batch.images)
+        return self.postprocess_fn(
+            cls_logits.float(), box_deltas.float(), priors, batch.image_sizes, batch.scales
+        )

@@ -1,0 +1,40 @@
+"""Feature pyramid network (Lin et al. 2017) producing P3..P7 as configured.
+
+Levels above the backbone's last one are made by stride-2 3x3 convs, as in RetinaNet.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FPN(nn.Module):
+    def __init__(
+        self, in_channels: list[int], in_strides: list[int], channels: int, levels: list[int]
+    ):
+        super().__init__()
+        in_levels = [s.bit_length() - 1 for s in in_strides]
+        self.levels = list(levels)
+        self.used = [i for i, lvl in enumerate(in_levels) if lvl in levels]
+        self.lateral = nn.ModuleList(nn.Conv2d(in_channels[i], channels, 1) for i in self.used)
+        self.output = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in self.used)
+        top = in_levels[-1]
+        extra = [lvl for lvl in levels if lvl > top]
+        self.extra = nn.ModuleList(
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1) for _ in extra
+        )
+        self.out_channels = channels
+        self.out_strides = [2**lvl for lvl in levels]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Backbone features (fine to coarse) -> pyramid features, one per configured level."""
+        xs = [feats[i] for i in self.used]
+        lat = [conv(x) for conv, x in zip(self.lateral, xs)]
+        for i in range(len(lat) - 1, 0, -1):
+            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[-2:])
+        outs = [conv(x) for conv, x in zip(self.output, lat)]
+        for conv in self.extra:
+            outs.append(conv(F.relu(outs[-1]) if len(outs) > len(lat) else outs[-1]))
+        return outs

@@ -1,0 +1,52 @@
+"""Batch and assignment containers: tensors plus explicit masks, no behaviour.
+
+Shapes (B images, G padded annotations, A priors, C classes):
+    images       (B, 3, H, W) float32, normalised
+    image_sizes  (B, 2) int64 (height, width) of each image inside the padded batch
+    boxes        (B, G, 4) float32 xyxy in network-input pixels
+    valid        (B, G) bool  True for a real annotation (person or ignore region)
+    ignore       (B, G) bool  True for an ignore region
+    scales       (B,) float32 network-input pixels per original-image pixel
+    orig_sizes   (B, 2) int64 (height, width) of the original images
+Validity is never inferred from zeros; there is no cap on annotations per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    image_sizes: torch.Tensor
+    boxes: torch.Tensor
+    valid: torch.Tensor
+    ignore: torch.Tensor
+    scales: torch.Tensor
+    orig_sizes: torch.Tensor
+    image_ids: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # problem kind -> samples dropped
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = {k: getattr(self, k).to(device, non_blocking=True) for k in _TENSORS}
+        return Batch(**move, image_ids=self.image_ids, skipped=self.skipped)
+
+    @property
+    def people(self) -> torch.Tensor:
+        """(B, G) bool: real, non-ignore annotations."""
+        return self.valid & ~self.ignore
+
+
+_TENSORS = ("images", "image_sizes", "boxes", "valid", "ignore", "scales", "orig_sizes")
+
+
+@dataclass
+class Detections:
+    """Detections of one image in original-image pixels: boxes (N, 4) xyxy, scores, labels (N,)."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
