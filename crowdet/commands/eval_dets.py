@@ -1,0 +1,74 @@
+"""`crowdet eval-dets --gt GT --dt DT [--out DIR] [--box full|visible|head] [--caltech]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = "evaluate a detection file (CrowdHuman result lines or COCO results) against GT"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", required=True, type=Path, help="ground truth: .odgt or COCO json")
+    p.add_argument("--dt", required=True, type=Path, help="detections: CrowdHuman lines or COCO")
+    p.add_argument("--out", type=Path, default=None, help="write metrics.json and plots here")
+    p.add_argument(
+        "--box",
+        choices=("full", "visible", "head"),
+        default="full",
+        help="which GT boxes the detections are (default: full)",
+    )
+    p.add_argument(
+        "--caltech",
+        action="store_true",
+        help="also the Caltech/CityPersons MR^-2 setups (Reasonable, Small, Heavy, All)",
+    )
+    p.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="images folder, read for the sizes neither the GT nor the detections give",
+    )
+
+
+def _read_gt(path: Path, images: Path | None):
+    from crowdet.data.convert import read_annotations, resolve_format
+
+    fmt = resolve_format(path, None, ("odgt", "coco"))
+    records, _ = read_annotations(path, fmt, images, strict=True)
+    id_map = None
+    if fmt == "coco":
+        from crowdet.data.coco import coco_image_ids
+
+        id_map = coco_image_ids(path)
+    return records, id_map
+
+
+def _fill_missing_sizes(records, sizes: dict) -> None:
+    """Read image headers for the images whose size neither file gives."""
+    missing = [r for r in records if r.image_id not in sizes and not (r.width and r.height)]
+    if missing:
+        from crowdet.data.images import fill_image_sizes
+
+        logger.info("reading the sizes of %d images from their files", len(missing))
+        fill_image_sizes(missing, cache_path=None, strict=False)
+
+
+def run(args) -> int:
+    from crowdet.evaluate import evaluate, format_table, write_results
+    from crowdet.evaluate.detfile import read_detections
+
+    records, id_map = _read_gt(args.gt, args.images)
+    found = read_detections(args.dt, id_map)
+    found.check_ids({r.image_id for r in records}, args.dt, args.gt)
+    _fill_missing_sizes(records, found.sizes)
+    result = evaluate(records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech)
+    print(format_table(result))
+    if args.out is not None:
+        for name, path in write_results(result, args.out).items():
+            print(f"{name}: {path}")
+    return 0
