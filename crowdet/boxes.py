@@ -70,7 +70,9 @@ def encode(priors: torch.Tensor, boxes: torch.Tensor, weights=(1.0, 1.0, 1.0, 1.
     return torch.cat([dxy, dwh], dim=-1) * w
 
 
-def decode(priors: torch.Tensor, deltas: torch.Tensor, weights=(1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
+def decode(
+    priors: torch.Tensor, deltas: torch.Tensor, weights=(1.0, 1.0, 1.0, 1.0)
+) -> torch.Tensor:
     """Inverse of `encode`: priors (..., 4) xyxy and deltas (..., 4) -> boxes (..., 4) xyxy."""
     w = torch.as_tensor(weights, dtype=deltas.dtype, device=deltas.device)
     d = deltas / w

@@ -1,0 +1,94 @@
+"""Listing the overlapping pairs of a set of boxes, the sparse core of Soft-NMS and Adaptive NMS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from crowdet import boxes as box_ops
+
+__all__ = ["PAIR_BLOCK", "check_boxes", "overlap_pairs"]
+
+# Budget of candidate pairs examined at once when listing overlapping pairs.
+PAIR_BLOCK = 2**24
+
+
+def overlap_pairs(
+    boxes: torch.Tensor,
+    min_iou: float,
+    groups: torch.Tensor | None = None,
+    max_elements: int = PAIR_BLOCK,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All pairs i < j of boxes (N, 4) xyxy with IoU > min_iou >= 0 (and groups[i] == groups[j]).
+
+    Returns first (E,) int64, second (E,) int64 with first < second, and their IoU (E,) float
+    (the formula of ``crowdet.boxes.iou``), in no particular order. A sweep along x only looks at
+    the pairs whose x-ranges overlap, at most about max_elements of them at a time.
+    """
+    boxes = boxes.to(torch.promote_types(boxes.dtype, torch.float32))
+    order = torch.sort(boxes[:, 0], stable=True).indices
+    sorted_boxes = boxes[order]
+    # Boxes after position p in x1 order that start before box p ends: x-ranges that overlap.
+    ends = torch.searchsorted(sorted_boxes[:, 0].contiguous(), sorted_boxes[:, 2].contiguous())
+    positions = torch.arange(len(order), device=boxes.device)
+    counts = (ends - positions - 1).clamp(min=0)
+    firsts, seconds, ious = [], [], []
+    for p, q in _candidate_blocks(counts, max_elements):
+        iou = _paired_iou(sorted_boxes[p], sorted_boxes[q])
+        keep = iou > min_iou
+        a, b = order[p[keep]], order[q[keep]]
+        if groups is not None:
+            same = groups[a] == groups[b]
+            a, b, iou = a[same], b[same], iou[keep][same]
+        else:
+            iou = iou[keep]
+        firsts.append(torch.minimum(a, b))
+        seconds.append(torch.maximum(a, b))
+        ious.append(iou)
+    if not firsts:
+        empty = torch.zeros(0, dtype=torch.long, device=boxes.device)
+        return empty, empty, boxes.new_zeros(0)
+    return torch.cat(firsts), torch.cat(seconds), torch.cat(ious)
+
+
+def _candidate_blocks(
+    counts: torch.Tensor, max_elements: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (p, q) int64 position pairs q in (p, p + counts[p]], about max_elements at a time.
+
+    counts (N,) int64 -> blocks of (C,) tensors covering every such pair once.
+    """
+    cum = torch.cumsum(counts, 0)
+    start, num = 0, len(counts)
+    while start < num:
+        base = int(cum[start - 1]) if start else 0
+        stop = int(torch.searchsorted(cum, base + max_elements, right=True))
+        stop = min(max(stop, start + 1), num)
+        rows = torch.arange(start, stop, device=counts.device)
+        block = counts[start:stop]
+        p = torch.repeat_interleave(rows, block)
+        first_of_row = torch.repeat_interleave(torch.cumsum(block, 0) - block, block)
+        q = p + 1 + torch.arange(len(p), device=counts.device) - first_of_row
+        start = stop
+        if len(p):
+            yield p, q
+
+
+def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of matching rows: a, b (E, 4) xyxy -> (E,), same arithmetic as crowdet.boxes.iou."""
+    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = w * h
+    union = box_ops.area(a) + box_ops.area(b) - inter
+    return inter / (union + box_ops.EPS)
+
+
+def check_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
+    """Raise ValueError unless boxes is (N, 4) and scores (and idxs) are (N,)."""
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if scores.shape != (boxes.shape[0],):
+        raise ValueError(f"scores must have shape ({boxes.shape[0]},), got {tuple(scores.shape)}")
+    if idxs is not None and idxs.shape != scores.shape:
+        raise ValueError(f"idxs must have shape ({boxes.shape[0]},), got {tuple(idxs.shape)}")

@@ -1,0 +1,126 @@
+"""Soft-NMS (Bodla et al., ICCV 2017): decay the scores of overlapping boxes instead of removing
+them.
+
+The textbook procedure picks the highest-scored box, decays every remaining box by f(IoU with
+the pick), drops the boxes whose score fell below ``score_threshold`` and repeats. Here the picks
+are made in rounds, all on the boxes' device:
+
+- A live box is picked in a round when it outranks every live box it overlaps (IoU > 0 for the
+  Gaussian decay, > ``iou_threshold`` for the linear one; higher score, then lower index).
+  Nothing can decay such a box any more: only its neighbours could, and they are all below it and
+  only go down. Two such boxes never overlap.
+- The picks of a round decay their live neighbours at once. Decays multiply, so the order in which
+  they are applied does not change the result (beyond float rounding).
+
+So every box ends with the same score as in the one-by-one procedure, and sorting the picks by
+(score descending, index ascending) gives its pick order. A round costs one pass over the
+overlapping pairs; crowds need as many rounds as their longest chain of overlapping boxes of
+decreasing score, usually far fewer than the number of boxes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from crowdet.errors import ConfigError
+from crowdet.postprocess.pairs import PAIR_BLOCK, check_boxes, overlap_pairs
+
+__all__ = ["batched_soft_nms", "soft_nms"]
+
+METHODS = ("gaussian", "linear")
+
+
+def soft_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    method: str = "gaussian",
+    sigma: float = 0.5,
+    iou_threshold: float = 0.3,
+    score_threshold: float = 0.001,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-NMS over all boxes.
+
+    Args:
+        boxes: (N, 4) xyxy float.
+        scores: (N,) float.
+        method: "gaussian" decays every remaining box by exp(-iou^2 / sigma); "linear" by
+            (1 - iou) where iou > iou_threshold.
+        sigma: width of the Gaussian decay.
+        iou_threshold: overlap above which the linear decay applies (unused by "gaussian").
+        score_threshold: boxes whose (decayed) score falls below this are dropped.
+
+    Returns:
+        keep (K,) int64, the indices in the order they were picked, and new_scores (K,) their
+        decayed scores (non-increasing), in the dtype of ``scores``.
+    """
+    return batched_soft_nms(
+        boxes, scores, None, method, sigma, iou_threshold, score_threshold, PAIR_BLOCK
+    )
+
+
+def batched_soft_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    idxs: torch.Tensor | None,
+    method: str = "gaussian",
+    sigma: float = 0.5,
+    iou_threshold: float = 0.3,
+    score_threshold: float = 0.001,
+    max_elements: int = PAIR_BLOCK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`soft_nms` within each group of idxs (N,) int64 (an image, a class): boxes of different
+    groups never decay each other. Returns (keep (K,), new_scores (K,)) over all groups, sorted
+    by decayed score (then index). ``max_elements`` bounds the IoU block built at once."""
+    check_boxes(boxes, scores, idxs)
+    if method not in METHODS:
+        raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
+    if not sigma > 0:
+        raise ConfigError(f"soft-NMS sigma must be > 0, got {sigma}")
+    work = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    candidates = torch.nonzero(work >= score_threshold).flatten()
+    groups = None if idxs is None else idxs[candidates]
+    min_iou = 0.0 if method == "gaussian" else iou_threshold
+    first, second, iou = overlap_pairs(boxes[candidates], min_iou, groups, max_elements)
+    if method == "gaussian":
+        factor = torch.exp(-(iou * iou) / sigma)
+    else:
+        factor = 1.0 - iou
+    picked, final = _decay_rounds(
+        work[candidates], first, second, factor.to(work.dtype), score_threshold
+    )
+    order = torch.sort(final[picked], descending=True, stable=True).indices
+    keep = picked[order]
+    return candidates[keep], final[keep].to(scores.dtype)
+
+
+def _decay_rounds(
+    score: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    factor: torch.Tensor,
+    score_threshold: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the rounds described in the module docstring.
+
+    score (n,) initial scores, all >= score_threshold; first, second (E,) int64 the pairs of
+    overlapping boxes, first < second; factor (E,) the decay one box of a pair receives when the
+    other is picked. Returns the picked positions (K,) int64, increasing, and the final scores (n,).
+    """
+    score = score.clone()
+    alive = torch.ones_like(score, dtype=torch.bool)
+    picked = torch.zeros_like(alive)
+    while bool(alive.any()):
+        live = alive[first] & alive[second]
+        first, second, factor = first[live], second[live], factor[live]
+        # The lower index wins ties, and first < second.
+        first_wins = score[first] >= score[second]
+        beaten = torch.zeros_like(alive)
+        beaten[torch.where(first_wins, second, first)] = True
+        picks = alive & ~beaten
+        picked |= picks
+        alive &= ~picks
+        hit_second, hit_first = picks[first], picks[second]
+        score.scatter_reduce_(0, second[hit_second], factor[hit_second], reduce="prod")
+        score.scatter_reduce_(0, first[hit_first], factor[hit_first], reduce="prod")
+        alive &= score >= score_threshold
+    return torch.nonzero(picked).flatten(), score
