@@ -89,6 +89,7 @@ class AssignConfig(Section):
     pos_iou: float = 0.5  # IoU at or above which a prior is positive
     neg_iou: float = 0.4  # IoU below which a prior is negative
     ignore_ioa: float = 0.5  # priors covered more than this by an ignore region are not negatives
+    max_elements: int = 2**20  # (image, target, prior) entries per block: bounds memory in crowds
 
 
 class LossConfig(Section):
@@ -131,6 +132,17 @@ class TrainConfig(Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch default)
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+    accumulate: int = Field(1, ge=1)  # batches whose gradients are summed per optimizer step
+    ema: bool = False  # keep an exponential moving average of the weights (used for evaluation)
+    ema_decay: float = Field(0.9998, gt=0.0, lt=1.0)  # EMA decay, ramped up over the first steps
+    amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision on CUDA (fp16 uses GradScaler)
+    compile: bool = False  # torch.compile the detector's forward
+    patience: int = Field(0, ge=0)  # evaluations without a better MR^-2 before stopping (0 = off)
+    sync_bn: bool = False  # SyncBatchNorm across DDP ranks (CUDA only)
+    lr_scale: Literal["none", "linear"] = "none"  # linear: lr * total batch / base_batch
+    base_batch: int = Field(16, ge=1)  # total batch that train.lr is tuned for (lr_scale linear)
+    dist_timeout: float = Field(1800.0, gt=0.0)  # seconds a DDP collective may wait before failing
+    vis_images: int = Field(4, ge=0)  # validation pictures drawn to TensorBoard per evaluation
 
 
 class EvalConfig(Section):

@@ -63,6 +63,7 @@ def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
         pos_iou=a.pos_iou,
         neg_iou=a.neg_iou,
         ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
     )
     lc = cfg.loss
     return DenseLoss(

@@ -1,0 +1,373 @@
+"""COCO-style json for people: `images`, `annotations` (`bbox` xywh), `categories`.
+
+Read: annotations of the person category (named "person" or "pedestrian", or the only category)
+become rows; `iscrowd: 1` or a non-zero `ignore` attribute marks an ignore region. Optional
+`vis_bbox` (visible box, as in CityPersons) and `head_bbox` fill `vbox` / `hbox`. A record's
+image ID is the image's `file_name` without its extension (CrowdHuman's `ID` for files written
+from odgt); `coco_image_ids` maps COCO's numeric image ids to those IDs.
+
+Write: one image entry per record (records without boxes included), every row as an annotation of
+category 1 "person" with a unique `id`, the record's own box ID as `box_id`, ignore regions as
+`iscrowd: 1, ignore: 1`, `vis_bbox` / `head_bbox` / `occ` / `head_ignore` when present. With
+`box="visible"` or `"head"` that kind goes to `bbox` (COCO tools evaluate it; `iscrowd` then
+follows that kind's ignore flags, and a row without such a box is written with its full box as
+`iscrowd: 1`) and the full box is kept as `full_bbox`, so reading the file back gives the same
+records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from crowdet.data.atomic import atomic_open
+from crowdet.data.boxfmt import (
+    NAN4,
+    check_xywh,
+    number,
+    numeric_array,
+    paused_gc,
+    valid_xywh_rows,
+    xywh_lists_per_record,
+    xywh_to_xyxy,
+)
+from crowdet.data.records import BOX_KINDS, ImageRecord
+from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, ReadReport
+from crowdet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+PERSON_NAMES = ("person", "pedestrian")
+# Written in `info` by `write_coco`: which box kind `bbox` holds. Files from elsewhere hold "full".
+BBOX_KIND_KEY = "crowdet_bbox"
+_PART_KEY = {"visible": "vis_bbox", "head": "head_bbox"}
+
+
+def load_json(path: str | os.PathLike) -> object:
+    """Parse a json file; missing or malformed files raise DataError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("annotation file not found; check the path", str(path), kind=CORRUPT)
+    try:
+        with open(path, "rb") as f, paused_gc():
+            return json.loads(f.read())
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"malformed JSON ({e.msg}, column {e.colno})", str(path), e.lineno
+        ) from None
+    except ValueError as e:
+        raise DataError(f"malformed JSON ({e})", str(path), kind=CORRUPT) from None
+
+
+def read_coco(
+    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+) -> list[ImageRecord]:
+    """Read a COCO-style json of people into ImageRecords (see the module docstring).
+
+    Args:
+        path: the json file.
+        images_dir: folder that `file_name` is relative to; default `<folder of path>/Images`.
+        strict: raise `DataError` on the first problem instead of skipping and counting it.
+    """
+    return read_coco_report(path, images_dir, strict)[0]
+
+
+def read_coco_report(
+    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+) -> tuple[list[ImageRecord], ReadReport]:
+    """Like `read_coco`, also returning the `ReadReport` of skipped and counted problems."""
+    path = Path(path)
+    images_dir = Path(images_dir) if images_dir is not None else path.parent / "Images"
+    data = load_json(path)
+    report = ReadReport(str(path))
+    why = _top_level_error(data)
+    if why:
+        raise DataError(why, str(path), kind=CORRUPT)
+    records, by_id = _read_images(data["images"], images_dir, path, report, strict)
+    people = _person_categories(data.get("categories", []), path)
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    kind = info.get(BBOX_KIND_KEY, "full")
+    anns = data["annotations"]
+    if people is not None:  # other categories (car, dog, ...) are not people, not errors
+        anns = [a for a in anns if not isinstance(a, dict) or a.get("category_id") in people]
+    with paused_gc():
+        if not _read_fast(anns, by_id, kind):
+            _read_checked(data["annotations"], by_id, people, kind, report, strict)
+    for rec in records:
+        if len(rec) == 0:
+            report.add(EMPTY, f"image {rec.image_id!r} has no boxes", line=rec.line)
+    report.found = len(records)
+    report.log_summary(logger)
+    return records, report
+
+
+def coco_image_ids(path: str | os.PathLike) -> dict[object, str]:
+    """COCO image `id` -> the record image ID (`file_name` without extension) of a COCO json."""
+    data = load_json(path)
+    if _top_level_error(data):
+        raise DataError(_top_level_error(data), str(path), kind=CORRUPT)
+    ids = {}
+    for im in data["images"]:
+        name = im.get("file_name", im.get("im_name")) if isinstance(im, dict) else None
+        if isinstance(name, str) and "id" in im:
+            ids[im["id"]] = _image_id(name)
+    return ids
+
+
+def _top_level_error(data) -> str | None:
+    if not isinstance(data, dict):
+        return f"expected a JSON object with 'images' and 'annotations', got {type(data).__name__}"
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            return f"missing or invalid {key!r}: expected a list"
+    return None
+
+
+def _image_id(file_name: str) -> str:
+    name = PurePosixPath(file_name)
+    return str(name.with_suffix("")) if name.suffix else file_name
+
+
+def _read_images(images, images_dir, path, report, strict):
+    """COCO `images` -> (records in file order, {coco id: record})."""
+    records, by_id, names = [], {}, set()
+    for i, im in enumerate(images):
+        where = f"images[{i}]"
+        name = im.get("file_name", im.get("im_name")) if isinstance(im, dict) else None
+        if not isinstance(im, dict) or "id" not in im or not isinstance(name, str) or not name:
+            report.problem(CORRUPT, f"{where}: needs 'id' and a string 'file_name'", strict)
+            continue
+        key, image_id = im["id"], _image_id(name)
+        if not isinstance(key, int | str) or isinstance(key, bool):
+            report.problem(CORRUPT, f"{where}: 'id' must be an integer or string", strict)
+            continue
+        if key in by_id or image_id in names:
+            report.problem(DUPLICATE, f"{where}: duplicate image id {key!r} / {image_id!r}", strict)
+            continue
+        w, h = im.get("width", 0), im.get("height", 0)
+        sized = number(w) and number(h) and w > 0 and h > 0
+        rec = ImageRecord(
+            image_id=image_id,
+            image_path=str(images_dir / name),
+            width=int(w) if sized else 0,
+            height=int(h) if sized else 0,
+            source=str(path),
+            line=i + 1,
+        )
+        records.append(rec)
+        by_id[key] = rec
+        names.add(image_id)
+    return records, by_id
+
+
+def _person_categories(categories, path: Path) -> set | None:
+    """Category ids of people, or None to take every annotation (no or one category)."""
+    categories = categories if isinstance(categories, list) else []
+    cats = [c for c in categories if isinstance(c, dict) and "id" in c]
+    named = {c["id"] for c in cats if str(c.get("name", "")).lower() in PERSON_NAMES}
+    if named:
+        return named
+    if len(cats) > 1:
+        names = sorted(str(c.get("name")) for c in cats)
+        msg = f"no 'person' or 'pedestrian' category among {names}"
+        raise DataError(msg, str(path), kind=CORRUPT)
+    return None
+
+
+def _annotation_error(ann, by_id, bbox_name: str) -> str | None:
+    if not isinstance(ann, dict):
+        return f"expected a JSON object, got {type(ann).__name__}"
+    if "image_id" not in ann:
+        return "missing field 'image_id'"
+    if not isinstance(ann["image_id"], int | str) or ann["image_id"] not in by_id:
+        return f"image_id {ann['image_id']!r} is not in 'images'"
+    for key in ("iscrowd", "ignore", "head_ignore", "occ"):
+        if key in ann and not (number(ann[key]) or isinstance(ann[key], bool)):
+            return f"{key!r} must be a number, got {ann[key]!r}"
+    box_id = ann.get("box_id", ann.get("id", -1))
+    if not isinstance(box_id, int) or isinstance(box_id, bool):
+        return f"box id must be an integer, got {box_id!r}"
+    if bbox_name not in ann:
+        return f"missing field {bbox_name!r}"
+    return check_xywh(ann[bbox_name], bbox_name)
+
+
+def _read_fast(anns: list, by_id: dict, kind: str) -> bool:
+    """Fill the records from clean annotations in one vectorised pass; False (nothing filled)
+    when any annotation needs a closer look."""
+    full_key = "bbox" if kind == "full" else "full_bbox"
+    position = {key: i for i, key in enumerate(by_id)}
+    try:
+        index = np.array([position[a["image_id"]] for a in anns], np.int64)
+        cols = [
+            numeric_array([a[full_key] for a in anns], 2),
+            numeric_array([a.get("vis_bbox", NAN4) for a in anns], 2),
+            numeric_array([a.get("head_bbox", NAN4) for a in anns], 2),
+            numeric_array([a.get("iscrowd", 0) for a in anns], 1),
+            numeric_array([a.get("ignore", 0) for a in anns], 1),
+            numeric_array([a.get("head_ignore", 0) for a in anns], 1),
+            numeric_array([a.get("box_id", a.get("id", -1)) for a in anns], 1),
+            numeric_array([a.get("occ", math.nan) for a in anns], 1),
+        ]
+        has_ignore = np.array(["ignore" in a for a in anns], bool)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return False
+    if not anns:
+        return True
+    if any(c is None for c in cols) or cols[6].dtype.kind not in "iu":
+        return False
+    full, vis, head, crowd, ignore, head_ignore, box_ids, occ = cols
+    if not (
+        valid_xywh_rows(full, allow_nan=False)
+        and valid_xywh_rows(vis, allow_nan=True)
+        and valid_xywh_rows(head, allow_nan=True)
+        and all(np.isfinite(c).all() for c in (crowd, ignore, head_ignore))
+    ):
+        return False
+    if kind == "full":  # files from elsewhere: either flag marks an ignore region
+        flags = (crowd != 0) | (ignore != 0)
+    else:  # written by crowdet for visible/head: `ignore` is the row's own flag
+        flags = np.where(has_ignore, ignore != 0, crowd != 0)
+    fields = {
+        "fbox": xywh_to_xyxy(full),
+        "vbox": xywh_to_xyxy(vis),
+        "hbox": xywh_to_xyxy(head),
+        "ignore": flags,
+        "head_ignore": head_ignore != 0,
+        "box_ids": box_ids.astype(np.int64),
+        "occ": occ.astype(np.float32),
+    }
+    order = np.argsort(index, kind="stable")
+    bounds = np.cumsum(np.bincount(index, minlength=len(by_id)))[:-1]
+    split = {name: np.split(value[order], bounds) for name, value in fields.items()}
+    for i, rec in enumerate(by_id.values()):
+        for name, parts in split.items():
+            setattr(rec, name, parts[i])
+    return True
+
+
+def _read_checked(anns, by_id, people, kind, report, strict) -> None:
+    """Annotation by annotation: each problem reported (or raised) with its index and id."""
+    rows: dict[object, list[tuple]] = {key: [] for key in by_id}
+    for i, ann in enumerate(anns):
+        if isinstance(ann, dict) and people is not None and ann.get("category_id") not in people:
+            continue
+        row = _parse_annotation(i, ann, by_id, kind, report, strict)
+        if row is not None:
+            rows[ann["image_id"]].append(row)
+    for key, rec in by_id.items():
+        _fill(rec, rows[key])
+
+
+def _parse_annotation(i, ann, by_id, kind, report, strict) -> tuple | None:
+    """One annotation -> (fbox, vbox, hbox, ignore, head_ignore, box_id, occ) xywh, or None."""
+    full_key = "bbox" if kind == "full" else "full_bbox"
+    why = _annotation_error(ann, by_id, full_key)
+    if why:
+        kind_ = INVALID_BOX if "bbox" in why or "box id" in why else CORRUPT
+        report.problem(kind_, f"{_where(i, ann, by_id)}: {why}", strict)
+        return None
+    parts = {"full": ann[full_key]}
+    for part, key in _PART_KEY.items():
+        value = ann.get(key)
+        why = check_xywh(value, key) if value is not None else None
+        if why:
+            report.problem(INVALID_BOX, f"{_where(i, ann, by_id)}: {why}", strict)
+        parts[part] = NAN4 if why or value is None else value
+    if kind == "full" or "ignore" not in ann:
+        ignore = bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0))
+    else:  # written by crowdet for visible/head: iscrowd follows that kind, `ignore` is the row's
+        ignore = bool(ann["ignore"])
+    occ = ann.get("occ", math.nan)
+    box_id = ann.get("box_id", ann.get("id", -1))
+    head_ignore = bool(ann.get("head_ignore", 0))
+    return parts["full"], parts["visible"], parts["head"], ignore, head_ignore, box_id, occ
+
+
+def _where(i: int, ann, by_id: dict) -> str:
+    """'annotations[i] (id N, image ID)' for messages."""
+    where = f"annotations[{i}]"
+    if isinstance(ann, dict):
+        rec = by_id.get(ann.get("image_id")) if isinstance(ann.get("image_id"), int | str) else None
+        details = [f"id {ann['id']!r}"] if "id" in ann else []
+        details += [f"image {rec.image_id!r}"] if rec is not None else []
+        where += f" ({', '.join(details)})" if details else ""
+    return where
+
+
+def _fill(rec: ImageRecord, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    fbox, vbox, hbox, ignore, head_ignore, box_ids, occ = (list(c) for c in zip(*rows, strict=True))
+    rec.fbox, rec.vbox, rec.hbox = xywh_to_xyxy(fbox), xywh_to_xyxy(vbox), xywh_to_xyxy(hbox)
+    rec.ignore = np.array(ignore, bool)
+    rec.head_ignore = np.array(head_ignore, bool)
+    rec.box_ids = np.array(box_ids, np.int64)
+    rec.occ = np.array(occ, np.float32)
+
+
+def file_name_of(rec: ImageRecord) -> str:
+    """COCO `file_name` of a record: its ID plus the image's extension (default .jpg)."""
+    return rec.image_id + (Path(rec.image_path).suffix or ".jpg")
+
+
+def records_to_coco(records: list[ImageRecord], box: str = "full") -> dict:
+    """Records -> a COCO dict; `box` ("full", "visible", "head") is the kind written as `bbox`."""
+    if box not in BOX_KINDS:
+        raise ValueError(f"unknown box kind {box!r}; expected one of {BOX_KINDS}")
+    images, annotations = [], []
+    xywh = {kind: xywh_lists_per_record([r.boxes(kind) for r in records]) for kind in BOX_KINDS}
+    for index, rec in enumerate(records, 1):
+        images.append(
+            {"id": index, "file_name": file_name_of(rec), "width": rec.width, "height": rec.height}
+        )
+        parts = {kind: xywh[kind][index - 1] for kind in BOX_KINDS}
+        annotations += _annotations(rec, index, box, len(annotations) + 1, parts)
+    info = {"description": "people, written by crowdet", BBOX_KIND_KEY: box}
+    categories = [{"id": 1, "name": "person", "supercategory": "person"}]
+    return {"info": info, "images": images, "annotations": annotations, "categories": categories}
+
+
+def _annotations(rec: ImageRecord, image_index: int, box: str, start: int, parts) -> list[dict]:
+    """COCO annotations of one record; `parts`: box kind -> xywh lists (None where absent)."""
+    full, vis, head, chosen = parts["full"], parts["visible"], parts["head"], parts[box]
+    # a row without the chosen kind keeps its full box, as a region to ignore for that kind
+    crowd = (rec.ignore_for(box) | ~np.isfinite(rec.boxes(box)).all(1)).tolist()
+    ignore, head_ignore = rec.ignore.tolist(), rec.head_ignore.tolist()
+    box_ids, occ = rec.box_ids.tolist(), rec.occ.tolist()
+    out = []
+    for i in range(len(rec)):
+        bbox = chosen[i] if chosen[i] is not None else full[i]
+        ann = {
+            "id": start + len(out),
+            "image_id": image_index,
+            "category_id": 1,
+            "bbox": bbox,
+            "area": float(bbox[2]) * float(bbox[3]),
+            "iscrowd": int(crowd[i]),
+            "ignore": int(ignore[i]),
+            "box_id": box_ids[i],
+        }
+        if box != "full":
+            ann["full_bbox"] = full[i]
+        for key, part in (("vis_bbox", vis), ("head_bbox", head)):
+            if part[i] is not None:
+                ann[key] = part[i]
+        if head_ignore[i]:
+            ann["head_ignore"] = 1
+        if math.isfinite(occ[i]):
+            ann["occ"] = int(occ[i]) if float(occ[i]).is_integer() else occ[i]
+        out.append(ann)
+    return out
+
+
+def write_coco(records: list[ImageRecord], path: str | os.PathLike, box: str = "full") -> None:
+    """Write records as a COCO json, atomically (see `records_to_coco`)."""
+    data = records_to_coco(records, box)
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(data))

@@ -1,0 +1,139 @@
+"""One entry point for every annotation format: read any, write odgt or COCO, convert.
+
+Formats: "odgt" (CrowdHuman), "coco" (COCO json), "ecp" (EuroCity Persons folder or json),
+"citypersons" (`.mat` or its COCO-style json), "widerperson" (Annotations folder or split list).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from crowdet.data.citypersons import read_citypersons_report
+from crowdet.data.coco import read_coco_report, write_coco
+from crowdet.data.ecp import read_ecp_report
+from crowdet.data.formats import READ_FORMATS, WRITE_FORMATS
+from crowdet.data.images import fill_image_sizes
+from crowdet.data.odgt import read_odgt_report, write_odgt
+from crowdet.data.records import BOX_KINDS, ImageRecord
+from crowdet.data.report import ReadReport
+from crowdet.data.widerperson import read_widerperson_report
+from crowdet.errors import CrowdetError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadOptions:
+    """Format-specific choices of who counts as a person.
+
+    Attributes:
+        riders: "person" or "ignore" for riders (ECP `rider`, CityPersons class 2, WiderPerson
+            label 2); None keeps each format's default (ECP and CityPersons: ignore, WiderPerson:
+            person).
+        people_labels: CityPersons classes / WiderPerson labels read as people (None: default,
+            CityPersons (1,), WiderPerson (1, 2, 3)); the other labels become ignore regions.
+    """
+
+    riders: str | None = None
+    people_labels: tuple[int, ...] | None = None
+
+
+def guess_format(path: str | os.PathLike) -> str | None:
+    """The format a path most likely holds, from its name (None when unclear)."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".odgt"):
+        return "odgt"
+    if name.endswith(".mat"):
+        return "citypersons"
+    if name.endswith((".jpg.txt", ".png.txt")) or path.name == "Annotations":
+        return "widerperson"
+    if path.is_dir():
+        return "ecp" if any(path.rglob("*.json")) else "widerperson"
+    if name.endswith(".json"):
+        return "coco"
+    return None
+
+
+def resolve_format(path: str | os.PathLike, fmt: str | None, formats=READ_FORMATS) -> str:
+    """`fmt` checked against `formats`, or guessed from `path`; CrowdetError when neither works."""
+    if fmt is None:
+        fmt = guess_format(path)
+        if fmt is None:
+            raise CrowdetError(f"{path}: cannot tell the format; pass one of {list(formats)}")
+    if fmt not in formats:
+        raise CrowdetError(f"unknown format {fmt!r}; expected one of {list(formats)}")
+    return fmt
+
+
+def _people(options: ReadOptions, default: tuple[int, ...], rider_label: int) -> tuple:
+    people = set(options.people_labels if options.people_labels is not None else default)
+    if options.riders == "person":
+        people.add(rider_label)
+    elif options.riders == "ignore":
+        people.discard(rider_label)
+    return tuple(sorted(people))
+
+
+def read_annotations(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    options: ReadOptions | None = None,
+) -> tuple[list[ImageRecord], ReadReport]:
+    """Read annotations of any supported format into (records, report)."""
+    fmt = resolve_format(path, fmt)
+    options = options or ReadOptions()
+    if fmt == "odgt":
+        return read_odgt_report(path, images_dir, strict)
+    if fmt == "coco":
+        return read_coco_report(path, images_dir, strict)
+    if fmt == "ecp":
+        return read_ecp_report(path, images_dir, options.riders or "ignore", strict)
+    if fmt == "citypersons":
+        return read_citypersons_report(path, images_dir, _people(options, (1,), 2), strict)
+    people = _people(options, (1, 2, 3), 2)
+    ignore = tuple(label for label in range(1, 6) if label not in people)
+    return read_widerperson_report(path, images_dir, people, ignore, strict)
+
+
+def write_annotations(
+    records: list[ImageRecord], path: str | os.PathLike, fmt: str, box: str = "full"
+) -> None:
+    """Write records as odgt or COCO json, atomically; `box` picks COCO's `bbox` kind."""
+    if box not in BOX_KINDS:
+        raise CrowdetError(f"unknown box kind {box!r}; expected one of {list(BOX_KINDS)}")
+    if fmt == "odgt":
+        if box != "full":
+            logger.info("odgt holds full, visible and head boxes; --box %s changes nothing", box)
+        write_odgt(records, path)
+    elif fmt == "coco":
+        write_coco(records, path, box)
+    else:
+        raise CrowdetError(f"cannot write {fmt!r}; output formats are {list(WRITE_FORMATS)}")
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    src_format: str | None = None,
+    dst_format: str | None = None,
+    images_dir: str | os.PathLike | None = None,
+    box: str = "full",
+    strict: bool = False,
+    options: ReadOptions | None = None,
+) -> tuple[list[ImageRecord], ReadReport]:
+    """Read `src`, write `dst` atomically; returns what was read. Unknown image sizes are filled
+    from the image headers (when the images exist) for COCO output, which needs them."""
+    dst_format = resolve_format(dst, dst_format, WRITE_FORMATS)
+    records, report = read_annotations(src, src_format, images_dir, strict, options)
+    if dst_format == "coco":
+        unsized = [r for r in records if r.width <= 0 and Path(r.image_path).is_file()]
+        if unsized:
+            fill_image_sizes(unsized, cache_path=None, strict=strict)
+    write_annotations(records, dst, dst_format, box)
+    return records, report
