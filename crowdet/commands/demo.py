@@ -24,6 +24,7 @@ def run(args) -> int:
     from crowdet.config import load_config
     from crowdet.engine.trainer import Trainer
     from crowdet.evaluate import format_table, write_results
+    from crowdet.evaluate.detfile import write_crowdhuman_dets
 
     out: Path = args.out
     config = args.config or CONFIGS / ("tiny.yaml" if args.quick else "demo.yaml")
@@ -37,6 +38,9 @@ def run(args) -> int:
     train_time = time.perf_counter() - start
     result, dets = trainer.last_eval
     files = write_results(result, out)
+    sizes = {r.image_id: (r.width, r.height) for r in trainer.val_records if r.image_id in dets}
+    files["detections"] = out / "val_detections.odgt"
+    write_crowdhuman_dets(files["detections"], dets, sizes)
     files["predictions"] = draw_predictions(trainer, dets, out / "predictions.png")
     from crowdet.visualize import plot_training_curves
 
