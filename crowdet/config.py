@@ -93,6 +93,7 @@ class AssignConfig(Section):
 
 
 class LossConfig(Section):
+    cls: Literal["focal", "quality_focal"] = "focal"  # quality_focal: IoU-aware score targets
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     box: Literal["giou", "diou", "ciou", "smooth_l1"] = "giou"  # box regression loss

@@ -1,11 +1,19 @@
-"""`crowdet train CONFIG [key=value ...] [--out RUN] [--resume [CKPT]]`."""
+"""`crowdet train CONFIG [key=value ...] [--out RUN] [--resume [CKPT]] [--force]`.
+
+Under torchrun (`torchrun --nproc-per-node N -m crowdet train ...`) each process joins the
+process group from torchrun's environment variables. When torchrun restarts the workers
+(`--max-restarts`), the run continues from RUN/last.pt by itself; RUN must then be given as --out.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 HELP = "train a detector from a YAML config"
+
+log = logging.getLogger("crowdet.train")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,18 +29,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from crowdet.config import load_config
-    from crowdet.engine.trainer import Trainer, next_run_dir
-    from crowdet.errors import CrowdetError
+    from crowdet.engine import dist
 
     cfg = load_config(args.config, args.overrides)
-    if args.resume is not None and not args.resume and args.out is None:
+    info, device = dist.init_distributed(cfg.train.device, cfg.train.dist_timeout)
+    if not info.is_main:  # one console voice: other ranks report only problems
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return _train(args, cfg, info, device)
+    finally:
+        dist.cleanup()
+
+
+def _resume_path(args, run_dir: Path) -> Path | None:
+    """The checkpoint to continue from: after a torchrun restart the run's own last.pt (the
+    latest state, whatever --resume named at launch), else --resume's path or RUN/last.pt."""
+    from crowdet.engine import dist
+
+    last = run_dir / "last.pt"
+    if dist.restart_count() > 0 and last.is_file():
+        log.info("torchrun restart %d: continuing from %s", dist.restart_count(), last)
+        return last
+    if args.resume:
+        return Path(args.resume)
+    return last if args.resume is not None else None
+
+
+def _run_dir(args, cfg) -> Path:
+    from crowdet.engine import dist
+    from crowdet.engine.trainer import next_run_dir
+    from crowdet.errors import CrowdetError
+
+    if args.out is not None:
+        return args.out
+    if args.resume == "":
         raise CrowdetError("--resume without a checkpoint needs --out RUN (the run to continue)")
-    run_dir = args.out or next_run_dir(Path("runs/train"), cfg.name)
-    trainer = Trainer(cfg, run_dir)
-    if args.resume is not None:
-        trainer.resume(Path(args.resume) if args.resume else run_dir / "last.pt", args.force)
+    if dist.max_restarts() > 0:
+        raise CrowdetError(
+            "torchrun --max-restarts needs --out RUN: a restart resumes from RUN/last.pt"
+        )
+    # rank 0 picks the next free folder; every rank uses the same one
+    return dist.broadcast_object(next_run_dir(Path("runs/train"), cfg.name))
+
+
+def _train(args, cfg, info, device) -> int:
+    from crowdet.engine.checkpoint import load_with_fallback
+    from crowdet.engine.trainer import Trainer
+
+    run_dir = _run_dir(args, cfg)
+    resume = _resume_path(args, run_dir)
+    # the checkpoint is read (safely) before anything is built or written
+    state = load_with_fallback(resume) if resume is not None else None
+    trainer = Trainer(cfg, run_dir, dist=info, device=device)
+    if state is not None:
+        trainer.load_state(*state, force=args.force)
     metrics = trainer.train()
-    if metrics is not None:
+    if metrics is not None and info.is_main:
         print(f"run folder: {run_dir}")
         print(
             f"CrowdHuman AP {metrics['AP']:.4f}  MR^-2 {metrics['MR']:.4f}  JI {metrics['JI']:.4f}"

@@ -15,9 +15,26 @@ from pathlib import Path
 
 import torch
 
+from crowdet.config import Config, config_to_dict, diff_configs
 from crowdet.errors import CrowdetError
 
 log = logging.getLogger(__name__)
+
+
+# Keys a resume may change without --force: they do not alter what the run computes.
+RESUMABLE_CHANGES = (
+    "train.max_iters",
+    "train.time_limit",
+    "train.threads",
+    "train.device",
+    "train.log_interval",
+    "train.checkpoint_interval",
+    "train.eval_interval",
+    "train.dist_timeout",
+    "train.vis_images",
+    "data.workers",
+    "eval.",
+)
 
 
 def previous_path(path: str | Path) -> Path:
@@ -81,3 +98,29 @@ def load_with_fallback(path: str | Path) -> tuple[dict, Path]:
             raise
         log.warning("%s could not be loaded (%s); falling back to %s", path, first, prev)
         return load_checkpoint(prev), prev
+
+
+def _lookup(tree: dict, dotted: str):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
+
+
+def changed_keys(saved: dict, current: dict) -> list[str]:
+    """Dotted config keys that differ between a checkpoint's config and the current one, leaving
+    out RESUMABLE_CHANGES and keys the checkpoint predates that still hold their default."""
+    defaults = config_to_dict(Config())
+    out = []
+    for key in diff_configs(saved, current):
+        if key.startswith(RESUMABLE_CHANGES):
+            continue
+        if _lookup(saved, key) is _MISSING and _lookup(current, key) == _lookup(defaults, key):
+            continue
+        out.append(key)
+    return out

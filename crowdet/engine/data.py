@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -82,13 +83,40 @@ def epoch_batches(
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
 
 
-def make_loader(dataset, batches, workers: int, size_divisor: int):
+def position_for_world(batch_in_epoch: int, old_world: int, new_world: int) -> int:
+    """Batch index in an epoch for `new_world` ranks after `batch_in_epoch` batches with
+    `old_world` ranks (same per-rank batch): one step consumes a contiguous chunk of the epoch's
+    permutation, so the images already seen are kept out, up to one partial step."""
+    return batch_in_epoch * old_world // new_world
+
+
+def resume_position(batch_in_epoch: int, old_world: int, new_world: int) -> int:
+    """Where a resumed run starts in the epoch; exact when the number of processes is unchanged."""
+    if old_world == new_world:
+        return batch_in_epoch
+    log.warning(
+        "resuming a %d-process run with %d processes: the batch order continues approximately "
+        "(an exact resume needs the same number of processes)", old_world, new_world
+    )  # fmt: skip
+    return position_for_world(batch_in_epoch, old_world, new_world)
+
+
+def _quiet_worker(worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group: data workers leave it to the training process,
+    # which finishes the step and saves, instead of dying under the loader.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_loader(dataset, batches, workers: int, size_divisor: int, seed: int = 0):
+    """A DataLoader over precomputed batches; its own generator leaves the global RNG alone."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=partial(collate, size_divisor=size_divisor),
         persistent_workers=False,
+        worker_init_fn=_quiet_worker if workers else None,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -1,12 +1,19 @@
-"""Run outputs: one log line per interval, metrics.jsonl, results.csv, TensorBoard scalars."""
+"""Run outputs: one log line per interval, metrics.jsonl, results.csv, TensorBoard scalars and
+prediction pictures. Every writer is a no-op when the run folder is None (DDP ranks other than 0).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import resource
 import time
 from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
 
 log = logging.getLogger("crowdet.train")
 
@@ -20,8 +27,32 @@ def format_eta(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocations on `device`, else the peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def prediction_pictures(records, dets: dict, box_kind: str, num: int) -> list[np.ndarray]:
+    """Ground truth beside detections for the first `num` records that have detections (BGR)."""
+    from crowdet.data.images import read_image
+    from crowdet.visualize import prediction_panel
+
+    panels = []
+    for rec in [r for r in records if r.image_id in dets][:num]:
+        boxes, scores = dets[rec.image_id]
+        gt = rec.boxes(box_kind)
+        keep = np.isfinite(gt).all(1)
+        image = read_image(rec.image_path)
+        panels.append(
+            prediction_panel(image, gt[keep], rec.ignore_for(box_kind)[keep], boxes, scores)
+        )
+    return panels
+
+
 class RunLogger:
-    """Writes the run folder's logs; a no-op on ranks other than 0."""
+    """Writes the run folder's logs; a no-op (log lines aside) when run_dir is None."""
 
     def __init__(self, run_dir: Path | None, tensorboard: bool = True):
         self.run_dir = run_dir
@@ -35,12 +66,15 @@ class RunLogger:
                 log.warning("tensorboard is not installed; no event files written")
 
     def step(self, it: int, max_iters: int, losses: dict, lr: float, timing: dict) -> None:
+        """timing: data_time / step_time (mean seconds per step over the interval), ips
+        (images/s), eta (seconds), mem (MiB)."""
+        if self.run_dir is None:
+            return
         terms = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k != "loss")
-        eta = format_eta(timing["iter"] * (max_iters - it))
         log.info(
-            "iter %d/%d loss %.3f (%s) lr %.2e data %.3fs iter %.3fs %.1f img/s eta %s",
-            it, max_iters, losses["loss"], terms, lr, timing["data"], timing["iter"],
-            timing["ips"], eta,
+            "iter %d/%d loss %.3f (%s) lr %.2e data %.3fs iter %.3fs %.1f img/s mem %.0fM eta %s",
+            it, max_iters, losses["loss"], terms, lr, timing["data_time"], timing["step_time"],
+            timing["ips"], timing["mem"], format_eta(timing["eta"]),
         )  # fmt: skip
         self._jsonl({"type": "train", "iter": it, **losses, "lr": lr, **timing})
         if self.tb is not None:
@@ -48,15 +82,16 @@ class RunLogger:
                 self.tb.add_scalar(f"train/{k}", v, it)
             self.tb.add_scalar("train/lr", lr, it)
             self.tb.add_scalar("train/images_per_s", timing["ips"], it)
+            self.tb.add_scalar("train/data_time", timing["data_time"], it)
 
     def evaluation(self, epoch: int, it: int, losses: dict, metrics: dict, lr: float) -> None:
+        if self.run_dir is None:
+            return
         log.info(
             "eval iter %d: AP %.4f MR^-2 %.4f JI %.4f (CrowdHuman definitions)",
             it, metrics["AP"], metrics["MR"], metrics["JI"],
         )  # fmt: skip
         self._jsonl({"type": "eval", "epoch": epoch, "iter": it, **metrics})
-        if self.run_dir is None:
-            return
         row = {
             "epoch": epoch, "iter": it, "loss": losses.get("loss"), "cls": losses.get("cls"),
             "box": losses.get("box"), "AP": metrics["AP"], "MR": metrics["MR"],
@@ -72,6 +107,14 @@ class RunLogger:
         if self.tb is not None:
             for k in ("AP", "MR", "JI"):
                 self.tb.add_scalar(f"val/{k}", metrics[k], it)
+
+    def pictures(self, panels: list[np.ndarray], it: int) -> None:
+        """BGR pictures to TensorBoard as val/predictions/<i>."""
+        if self.tb is None:
+            return
+        for i, panel in enumerate(panels):
+            rgb = cv2.cvtColor(panel, cv2.COLOR_BGR2RGB)
+            self.tb.add_image(f"val/predictions/{i}", rgb, it, dataformats="HWC")
 
     def _jsonl(self, record: dict) -> None:
         if self.run_dir is None:

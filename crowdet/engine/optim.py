@@ -26,11 +26,23 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def scaled_lr(cfg: TrainConfig, world: int = 1) -> float:
+    """Peak learning rate for a total batch of batch_size * accumulate * world images:
+    cfg.lr unchanged, or with lr_scale 'linear' cfg.lr * total / base_batch."""
+    if cfg.lr_scale == "linear":
+        return cfg.lr * cfg.batch_size * cfg.accumulate * world / cfg.base_batch
+    return cfg.lr
+
+
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, lr: float | None = None
+) -> torch.optim.Optimizer:
+    """SGD or AdamW over `param_groups`; `lr` (default cfg.lr) is the peak learning rate."""
+    lr = cfg.lr if lr is None else lr
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

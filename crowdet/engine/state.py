@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -20,8 +21,8 @@ def rng_state() -> dict:
         "python_version": int(py_version),
         "python_gauss": py_gauss,
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_initialized():  # this process's device only: no context on other GPUs
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -33,8 +34,9 @@ def set_rng_state(state: dict) -> None:
     )
     py = tuple(int(x) for x in state["python"].tolist())
     random.setstate((state["python_version"], py, state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_initialized():
+        cuda = state["cuda"]
+        torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, list | tuple) else cuda)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -42,5 +44,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

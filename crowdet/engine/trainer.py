@@ -1,38 +1,51 @@
 """The training loop: one readable loop over optimizer steps, evaluation, atomic checkpoints.
 
 Batches come from a seeded per-epoch permutation (crowdet.engine.data.epoch_batches), so a run
-resumed at (epoch, batch) sees exactly the batches the straight run would have seen.
+resumed at (epoch, batch) sees exactly the batches the straight run would have seen. One optimizer
+step sums the gradients of `train.accumulate` batches. Under DDP (one process per device, started
+by torchrun) every rank takes the same number of steps, agrees on skipped steps and on stopping,
+and only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
 import time
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from crowdet.config import Config, config_to_dict, diff_configs, dump_config
+from crowdet.config import Config, config_to_dict, dump_config
+from crowdet.engine import amp
 from crowdet.engine import data as D
-from crowdet.engine.checkpoint import load_with_fallback, save_checkpoint
-from crowdet.engine.evaluator import evaluate_model
-from crowdet.engine.log import RunLogger
-from crowdet.engine.optim import build_optimizer, build_scheduler
+from crowdet.engine.checkpoint import changed_keys, load_with_fallback, save_checkpoint
+from crowdet.engine.dist import (
+    DistInfo,
+    any_across_ranks,
+    barrier,
+    broadcast_object,
+    mean_across_ranks,
+    resolve_device,
+)
+from crowdet.engine.ema import ModelEMA
+from crowdet.engine.evaluator import gather_detections, predict_loader, score_detections
+from crowdet.engine.log import RunLogger, peak_memory_mb, prediction_pictures
+from crowdet.engine.optim import build_optimizer, build_scheduler, scaled_lr
 from crowdet.engine.state import rng_state, seed_everything, set_rng_state
+from crowdet.engine.steps import StepStats, all_finite, catch_stop_signals, report_bad_step
 from crowdet.errors import CrowdetError
-from crowdet.models.build import build_detector
+from crowdet.models.build import build_detector, build_loss
 
 log = logging.getLogger("crowdet.train")
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["Trainer", "next_run_dir", "resolve_device"]
 
 
 def next_run_dir(base: Path, name: str) -> Path:
@@ -42,169 +55,315 @@ def next_run_dir(base: Path, name: str) -> Path:
     return base / f"{name}-{n}"
 
 
+class LossForward(nn.Module):
+    """detector.loss as a module's forward, so DDP sees the whole training computation."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        return self.detector.loss(batch)
+
+
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, progress: bool | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.progress = progress
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        progress: bool | None = None,
+        dist: DistInfo | None = None,
+        device: torch.device | None = None,
+    ):
+        """progress: tqdm bar (None: only on a terminal); dist: this process's rank layout
+        (default one process); device: default from train.device."""
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.dist = dist or DistInfo()
+        self.is_main = self.dist.is_main
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
         seed_everything(t.seed, t.deterministic)
-        self.device = resolve_device(t.device)
-        D.ensure_dataset(cfg)
-        self.train_records = D.load_records(cfg, "train")
-        self.val_records = D.load_records(cfg, "val")
-        self.train_set = D.build_dataset(cfg, self.train_records, train=True)
-        self.val_set = D.build_dataset(cfg, self.val_records, train=False)
-        self.model = build_detector(cfg).to(self.device)
-        self.optimizer = build_optimizer(self.model, t)
-        self.scheduler = build_scheduler(self.optimizer, t)
+        self.device = device or resolve_device(t.device, self.dist.local_rank)
+        self._build_data()
+        self._build_model()
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.best_mr = math.inf
+        self.best_mr, self.evals_since_best = math.inf, 0
         self.bad_steps = 0
         self.skipped: dict[str, int] = {}
         self.last_losses: dict[str, float] = {}
         self.stop_signal: int | None = None
-        self.last_eval = None  # (EvalResult, detections) of the latest validation
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, self.run_dir / "config.yaml")
-        self.logger = RunLogger(self.run_dir)
+        self.stop_reason = ""
+        self.last_eval = None  # (EvalResult, detections) of the latest validation, rank 0
+        self.last_eval_iter, self.last_metrics = -1, None
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(cfg, self.run_dir / "config.yaml")
+        self.logger = RunLogger(self.run_dir if self.is_main else None)
 
-    # ---- checkpoints -------------------------------------------------------------------------
+    # ---- set-up -----------------------------------------------------------------------------
+    def _build_data(self) -> None:
+        if self.is_main:  # one rank generates a missing synthetic set; the others wait
+            D.ensure_dataset(self.cfg)
+        barrier()
+        D.ensure_dataset(self.cfg)
+        self.train_records = D.load_records(self.cfg, "train")
+        self.val_records = D.load_records(self.cfg, "val")
+        self.train_set = D.build_dataset(self.cfg, self.train_records, train=True)
+        self.val_set = D.build_dataset(self.cfg, self.val_records, train=False)
+
+    def _build_model(self) -> None:
+        t, world = self.cfg.train, self.dist.world
+        model = build_detector(self.cfg)
+        if world > 1:  # the positive count that normalises the loss is averaged over ranks
+            model.loss_fn = build_loss(self.cfg, num_pos_reducer=mean_across_ranks)
+        if t.sync_bn and world > 1:
+            if self.device.type != "cuda":
+                raise CrowdetError("train.sync_bn=true needs CUDA devices (SyncBatchNorm)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.ema = ModelEMA(self.model, t.ema_decay) if t.ema else None
+        self.amp = amp.effective_mode(t.amp, self.device)
+        self.scaler = amp.grad_scaler(self.amp, self.device)
+        lr = scaled_lr(t, world)
+        if lr != t.lr:
+            log.info("learning rate %.3g scaled linearly to %.3g (total batch)", t.lr, lr)
+        self.optimizer = build_optimizer(self.model, t, lr)
+        self.scheduler = build_scheduler(self.optimizer, t)
+        if t.compile:
+            self.model.compile()
+        forward = LossForward(self.model)
+        if world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = DistributedDataParallel(forward, device_ids=ids)
+        self.forward = forward
+
+    # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
+        t = self.cfg.train
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "iter": self.iter,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "sampler": {"seed": t.seed, "batch_size": t.batch_size, "world": self.dist.world},
             "best_mr": self.best_mr,
+            "evals_since_best": self.evals_since_best,
+            "bad_steps": self.bad_steps,
             "skipped": dict(self.skipped),
             "rng": rng_state(),
             "config": config_to_dict(self.cfg),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+            state["ema_updates"] = self.ema.updates
+        return state
 
-    def save(self, name: str = "last.pt") -> Path:
+    def save(self, name: str = "last.pt") -> Path | None:
+        """Write the state to the run folder (rank 0 only)."""
+        if not self.is_main:
+            return None
         return save_checkpoint(self.state_dict(), self.run_dir / name)
 
     def resume(self, path: Path, force: bool = False) -> None:
+        """Continue from a checkpoint (its .prev when it is truncated), see load_state."""
         state, used = load_with_fallback(path)
-        changed = diff_configs(state.get("config", {}), config_to_dict(self.cfg))
-        changed = [k for k in changed if not k.startswith(("train.max_iters", "train.time_limit"))]
+        self.load_state(state, used, force)
+
+    def load_state(self, state: dict, source: Path, force: bool = False) -> None:
+        """Restore everything; a config that differs from the checkpoint's is refused (listing
+        the keys) unless `force`."""
+        changed = changed_keys(state.get("config", {}), config_to_dict(self.cfg))
         if changed and not force:
             raise CrowdetError(
-                f"{used}: the config differs from the checkpoint's in {', '.join(changed)}; "
+                f"{source}: the config differs from the checkpoint's in {', '.join(changed)}; "
                 "resume with the same config, or pass --force"
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state.get("ema", state["model"]), state.get("ema_updates", 0))
         self.iter, self.epoch = state["iter"], state["epoch"]
-        self.batch_in_epoch, self.best_mr = state["batch_in_epoch"], state["best_mr"]
+        old_world = state.get("sampler", {}).get("world", 1)
+        self.batch_in_epoch = D.resume_position(state["batch_in_epoch"], old_world, self.dist.world)
+        self.best_mr = state["best_mr"]
+        self.evals_since_best = state.get("evals_since_best", 0)
+        self.bad_steps = state.get("bad_steps", 0)
         self.skipped = dict(state.get("skipped", {}))
         set_rng_state(state["rng"])
-        log.info("resumed from %s at iteration %d (epoch %d)", used, self.iter, self.epoch)
+        log.info("resumed from %s at iteration %d (epoch %d)", source, self.iter, self.epoch)
 
-    # ---- the loop ----------------------------------------------------------------------------
-    def _on_signal(self, signum, frame) -> None:
-        log.warning(
-            "received %s: finishing this step, saving, then exiting", signal.Signals(signum).name
-        )
+    # ---- the loop ---------------------------------------------------------------------------
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        log.warning("received %s: finishing this step, saving, then exiting", name)
         self.stop_signal = signum
 
-    def train(self) -> dict | None:
-        t = self.cfg.train
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        self.model.train()
-        start = time.perf_counter()
-        disable = None if self.progress is None else not self.progress  # None: only on a tty
-        bar = tqdm(total=t.max_iters, initial=self.iter, desc="train", disable=disable)
+    def train(self, final_eval: bool = True) -> dict | None:
+        """Train to train.max_iters (or a stop); -> the final validation metrics, None when
+        stopped by a signal (last.pt then holds the exact position to resume from)."""
         try:
-            while self.iter < t.max_iters and not self._should_stop(start):
-                self._run_epoch(bar, start)
+            with catch_stop_signals(self._on_signal):
+                self._loop()
+            self.save()
+            if self.stop_signal is not None:
+                log.info("saved %s at iteration %d; resume with --resume", self.run_dir, self.iter)
+                return None
+            metrics = self.last_metrics
+            if final_eval and self.last_eval_iter != self.iter:
+                metrics = self.validate()
+                self.save()
+            self._log_skipped()
+            return metrics
         finally:
-            bar.close()
-            for s, h in old.items():
-                signal.signal(s, h)
-        self.save()
-        if self.stop_signal is not None:
-            log.info(
-                "saved %s at iteration %d; resume with --resume",
-                self.run_dir / "last.pt",
-                self.iter,
-            )
             self.logger.close()
-            return None
-        metrics = self.validate()
-        self.logger.close()
-        self._log_skipped()
-        return metrics
 
-    def _should_stop(self, start: float) -> bool:
-        limit = self.cfg.train.time_limit
-        return self.stop_signal is not None or bool(limit and time.perf_counter() - start > limit)
-
-    def _run_epoch(self, bar, start: float) -> None:
-        t, d = self.cfg.train, self.cfg.data
-        batches = D.epoch_batches(len(self.train_set), t.batch_size, self.epoch, t.seed)
-        self.train_set.set_epoch(self.epoch)
-        loader = D.make_loader(
-            self.train_set, batches[self.batch_in_epoch :], d.workers, d.size_divisor
-        )
-        tick = time.perf_counter()
-        for batch in loader:
-            data_time = time.perf_counter() - tick
-            self._step(batch)
-            self.batch_in_epoch += 1
-            self.iter += 1
-            bar.update(1)
-            step_time = time.perf_counter() - tick
-            self._periodic(data_time, step_time, len(batch.image_ids))
-            tick = time.perf_counter()
-            if self.iter >= t.max_iters or self._should_stop(start):
-                break
-        else:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-
-    def _step(self, batch) -> None:
-        for kind, n in batch.skipped.items():
-            self.skipped[kind] = self.skipped.get(kind, 0) + n
-        batch = batch.to(self.device)
-        losses = self.model.loss(batch)
-        total = sum(losses.values())
-        if not torch.isfinite(total):
-            self._bad_step(losses, batch.image_ids)
-            return
-        self.bad_steps = 0
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.cfg.train.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.last_losses = {"loss": float(total), **{k: float(v) for k, v in losses.items()}}
-
-    def _bad_step(self, losses: dict, image_ids: list[str]) -> None:
-        self.bad_steps += 1
-        terms = {k: float(v) for k, v in losses.items()}
-        log.warning("non-finite loss at iteration %d %s: step skipped", self.iter, terms)
-        self.skipped["non-finite loss"] = self.skipped.get("non-finite loss", 0) + 1
-        if self.bad_steps >= self.cfg.train.max_bad_steps:
-            report = {"iter": self.iter, "losses": terms, "image_ids": image_ids}
-            path = self.run_dir / "bad_step.json"
-            path.write_text(json.dumps(report, indent=2))
-            raise CrowdetError(
-                f"{self.bad_steps} non-finite losses in a row at iteration {self.iter}; "
-                f"loss terms and image IDs written to {path}; last good checkpoint kept"
-            )
-
-    def _periodic(self, data_time: float, step_time: float, n_images: int) -> None:
+    def _loop(self) -> None:
         t = self.cfg.train
-        if self.last_losses and (self.iter % t.log_interval == 0 or self.iter == 1):
-            timing = {"data": data_time, "iter": step_time, "ips": n_images / max(step_time, 1e-9)}
-            self.logger.step(self.iter, t.max_iters, self.last_losses, self._lr(), timing)
+        self.model.train()
+        self.stats = StepStats(time.perf_counter(), self.iter)
+        # a bar on rank 0 only; progress=None: only when the output is a terminal
+        disable = not self.is_main or (None if self.progress is None else not self.progress)
+        bar = tqdm(total=t.max_iters, initial=self.iter, desc="train", disable=disable)
+        stream = self._micro_batches()
+        try:
+            while self.iter < t.max_iters and not self._agree_to_stop():
+                self._step(stream)
+                bar.update(1)
+                self._periodic()
+        finally:
+            stream.close()
+            bar.close()
+
+    def _agree_to_stop(self) -> bool:
+        """Whether to stop now, the same answer on every rank: a signal or the time limit seen
+        by one rank stops them all at the same step; early stopping is decided identically."""
+        limit = self.cfg.train.time_limit
+        timed_out = bool(limit and time.perf_counter() - self.stats.start > limit)
+        signalled, timed_out = any_across_ranks(
+            [self.stop_signal is not None, timed_out], self.device
+        )
+        if signalled:
+            self.stop_signal = self.stop_signal or signal.SIGTERM
+        if timed_out and not self.stop_reason:
+            self.stop_reason = f"train.time_limit={limit}s reached"
+            log.info("stopping at iteration %d: %s", self.iter, self.stop_reason)
+        return signalled or bool(self.stop_reason)
+
+    def _micro_batches(self):
+        """Endless (batch, data seconds) from the current (epoch, batch_in_epoch); the position
+        is advanced as each batch is handed out, so a checkpoint names the next batch."""
+        t, d = self.cfg.train, self.cfg.data
+        while True:
+            batches = D.epoch_batches(
+                len(self.train_set), t.batch_size, self.epoch, t.seed, self.dist.rank,
+                self.dist.world,
+            )  # fmt: skip
+            self.batch_in_epoch = min(self.batch_in_epoch, len(batches) - 1)
+            self.train_set.set_epoch(self.epoch)
+            loader = D.make_loader(
+                self.train_set, batches[self.batch_in_epoch :], d.workers, d.size_divisor,
+                seed=t.seed + self.epoch,
+            )  # fmt: skip
+            tick = time.perf_counter()
+            for batch in loader:
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch == len(batches):
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                yield batch, time.perf_counter() - tick
+                tick = time.perf_counter()
+
+    def _step(self, stream) -> None:
+        """One optimizer step over train.accumulate batches; a step with a non-finite loss term
+        or gradient is skipped (and counted) on every rank alike."""
+        t = self.cfg.train
+        tick = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        bad, sums, data_time, ids = None, {}, 0.0, []
+        for k in range(t.accumulate):
+            batch, dt = next(stream)
+            data_time += dt
+            for kind, n in batch.skipped.items():
+                self.skipped[kind] = self.skipped.get(kind, 0) + n
+            if bad is not None:  # the step is lost: keep the batch order, compute nothing
+                continue
+            ids += batch.image_ids
+            losses, ok = self._backward(batch, last=k == t.accumulate - 1)
+            if not ok:
+                bad = ("non-finite loss", losses, batch.image_ids)
+                continue
+            for name, v in {"loss": sum(losses.values()), **losses}.items():
+                sums[name] = sums.get(name, 0.0) + float(v.detach()) / t.accumulate
+        if bad is None:
+            bad = self._apply_gradients(ids)
+        self._advance_schedule()
+        if bad is not None:
+            self._bad_step(*bad)
+        else:
+            self.bad_steps = 0
+            self.last_losses = sums
+            step_s = time.perf_counter() - tick
+            self.stats.add(sums, data_time, step_s, len(ids) * self.dist.world)
+        self.iter += 1
+
+    def _backward(self, batch, last: bool) -> tuple[dict, bool]:
+        """Forward and backward of one batch, gradients synchronised over ranks only on the
+        step's last batch -> (loss terms, ok). ok is False on every rank when any rank's terms
+        are not finite; then no rank runs the backward."""
+        sync = nullcontext() if last or self.dist.world == 1 else self.forward.no_sync()
+        with sync:
+            batch = batch.to(self.device)
+            with amp.autocast(self.amp, self.device):
+                losses = self.forward(batch)
+            if any_across_ranks([not all_finite(losses)], self.device)[0]:
+                return losses, False
+            self.scaler.scale(sum(losses.values()) / self.cfg.train.accumulate).backward()
+        return losses, True
+
+    def _apply_gradients(self, image_ids: list[str]):
+        """Unscale, clip, step; -> None, or (kind, terms, image IDs) when the gradient is not
+        finite (gradients are all-reduced, so every rank sees the same norm)."""
+        t = self.cfg.train
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):
+            return ("non-finite gradient", {"grad_norm": norm}, image_ids)
+        if t.clip_grad:
+            torch.nn.utils.clip_grads_with_norm_(params, t.clip_grad, norm)
+        self.scaler.step(self.optimizer)  # fp16: skipped by the scaler when gradients overflow
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return None
+
+    def _advance_schedule(self) -> None:
+        """The schedule follows the step count, skipped steps included."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+            self.scheduler.step()
+
+    def _bad_step(self, kind: str, losses: dict, image_ids: list[str]) -> None:
+        self.bad_steps += 1
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        terms = {k: float(torch.as_tensor(v).detach()) for k, v in losses.items()}
+        log.warning("%s at iteration %d %s: step skipped", kind, self.iter, terms)
+        if self.bad_steps >= self.cfg.train.max_bad_steps:
+            report_bad_step(self, kind, terms, image_ids)
+
+    def _periodic(self) -> None:
+        t = self.cfg.train
+        if self.iter % t.log_interval == 0 or self.iter == 1:
+            timing = self.stats.flush(self.iter, t.max_iters)
+            if timing is not None:
+                timing["mem"] = peak_memory_mb(self.device)
+                self.logger.step(self.iter, t.max_iters, timing.pop("losses"), self._lr(), timing)
         if t.checkpoint_interval and self.iter % t.checkpoint_interval == 0:
             self.save()
         if t.eval_interval and self.iter % t.eval_interval == 0 and self.iter < t.max_iters:
@@ -213,20 +372,39 @@ class Trainer:
     def _lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    # ---- evaluation -------------------------------------------------------------------------
     def validate(self) -> dict:
+        """Score the model (its EMA when on) on val; sharded over ranks, metrics on every rank."""
         cfg = self.cfg
-        loader = D.eval_loader(cfg, self.val_set)
-        result, dets = evaluate_model(
-            self.model, loader, self.val_records, self.device,
-            box_kind=cfg.eval.box or cfg.data.box, coco=cfg.eval.coco,
-        )  # fmt: skip
-        metrics = result.to_json()
-        self.last_eval = (result, dets)
-        self.logger.evaluation(self.epoch, self.iter, self.last_losses, metrics, self._lr())
-        if metrics["MR"] < self.best_mr:
-            self.best_mr = metrics["MR"]
-            self.save("best.pt")
+        model = self.ema.module if self.ema is not None else self.model
+        loader = D.eval_loader(cfg, self.val_set, self.dist.rank, self.dist.world)
+        show = bool(self.progress) and self.is_main
+        dets, sizes = gather_detections(*predict_loader(model, loader, self.device, show))
+        metrics = None
+        if self.is_main:
+            box = cfg.eval.box or cfg.data.box
+            result = score_detections(self.val_records, dets, sizes, box, cfg.eval.coco)
+            metrics = result.to_json()
+            self.last_eval = (result, dets)
+            self.logger.evaluation(self.epoch, self.iter, self.last_losses, metrics, self._lr())
+            if cfg.train.vis_images:
+                pictures = prediction_pictures(self.val_records, dets, box, cfg.train.vis_images)
+                self.logger.pictures(pictures, self.iter)
+        metrics = broadcast_object(metrics)
+        self.last_eval_iter, self.last_metrics = self.iter, metrics
+        self._track_best(metrics["MR"])
         return metrics
+
+    def _track_best(self, mr: float) -> None:
+        if mr < self.best_mr:
+            self.best_mr, self.evals_since_best = mr, 0
+            self.save("best.pt")
+            return
+        self.evals_since_best += 1
+        patience = self.cfg.train.patience
+        if patience and self.evals_since_best >= patience:
+            self.stop_reason = f"no better MR^-2 in {patience} evaluations"
+            log.info("early stop at iteration %d: %s", self.iter, self.stop_reason)
 
     def _log_skipped(self) -> None:
         if self.skipped:

@@ -12,8 +12,10 @@ from collections.abc import Callable
 import torch
 from torchvision.ops import sigmoid_focal_loss
 
+from crowdet import boxes as B
 from crowdet.assign.codes import BACKGROUND
 from crowdet.losses.box import box_loss
+from crowdet.losses.quality import quality_focal_loss
 from crowdet.structures import Batch
 
 
@@ -21,6 +23,7 @@ class DenseLoss:
     def __init__(
         self,
         assigner: Callable,
+        cls: str = "focal",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         box: str = "giou",
@@ -29,6 +32,7 @@ class DenseLoss:
         num_pos_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         self.assigner = assigner
+        self.cls = cls  # "focal" (target 1) or "quality_focal" (target = IoU of the prediction)
         self.alpha, self.gamma = focal_alpha, focal_gamma
         self.box, self.box_weight, self.beta = box, box_weight, smooth_l1_beta
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
@@ -45,15 +49,22 @@ class DenseLoss:
             num_pos = self.num_pos_reducer(num_pos)
         norm = num_pos.clamp(min=1.0)
 
-        target = torch.zeros_like(cls_logits)
-        target[pos, 0] = 1.0  # a single class, person (labels would index here)
-        cls_mask = pos | (matched == BACKGROUND)
-        loss_cls = sigmoid_focal_loss(
-            cls_logits[cls_mask], target[cls_mask], self.alpha, self.gamma, reduction="sum"
-        )
-
         b_idx, a_idx = pos.nonzero(as_tuple=True)
         gt = batch.boxes[b_idx, matched[b_idx, a_idx]]
+        target = torch.zeros_like(cls_logits)
+        cls_mask = pos | (matched == BACKGROUND)
+        if self.cls == "quality_focal":
+            with torch.no_grad():
+                pred = B.decode(priors[a_idx], box_deltas[b_idx, a_idx])
+                quality = B.iou(pred[:, None], gt[:, None])[:, 0, 0].clamp(min=0.01)
+            target[b_idx, a_idx, 0] = quality  # a single class, person
+            loss_cls = quality_focal_loss(cls_logits[cls_mask], target[cls_mask], self.gamma)
+        else:
+            target[pos, 0] = 1.0  # a single class, person (labels would index here)
+            loss_cls = sigmoid_focal_loss(
+                cls_logits[cls_mask], target[cls_mask], self.alpha, self.gamma, reduction="sum"
+            )
+
         loss_box = box_loss(self.box, priors[a_idx], box_deltas[b_idx, a_idx], gt, self.beta)
         # keep every parameter in the graph when there are no positives or no negatives
         zero = 0.0 * (cls_logits.sum() + box_deltas.sum())

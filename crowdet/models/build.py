@@ -68,6 +68,7 @@ def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
     lc = cfg.loss
     return DenseLoss(
         assigner,
+        cls=lc.cls,
         focal_alpha=lc.focal_alpha,
         focal_gamma=lc.focal_gamma,
         box=lc.box,
