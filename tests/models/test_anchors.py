@@ -39,7 +39,12 @@ def test_head_flatten_order_matches_priors():
         k = gen.num_anchors
         planes = []
         for a in range(k):
-            planes += [torch.full((h, w), float(level)), y.float(), x.float(), torch.full((h, w), a)]
+            planes += [
+                torch.full((h, w), float(level)),
+                y.float(),
+                x.float(),
+                torch.full((h, w), a),
+            ]
         feats.append(torch.stack(planes)[None].float())
     head.box_tower = PassThrough()
     head.reduce = torch.nn.Identity()
