@@ -24,7 +24,9 @@ format: $(STAMP)
 	$(BIN)/ruff format crowdet tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_read.py
+	$(BIN)/python bench/bench_eval.py
+	$(BIN)/python bench/bench_train.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -34,7 +34,8 @@ class DataConfig(Section):
     val_ann: str = "annotation_val.odgt"
     images: str = "Images"  # image folder relative to root
     box: Literal["full", "visible", "head"] = "full"  # which box kind to train on
-    synth: SynthConfig | None = Field(default_factory=SynthConfig)  # generate root if missing
+    # generate a synthetic set when data.root does not exist (null: never)
+    synth: SynthConfig | None = Field(default_factory=SynthConfig)
     input_size: int = 320  # longest image side after the letterbox resize (pixels)
     size_divisor: int = 32  # batches are padded to a multiple of this
     min_box_size: float = 2.0  # training boxes narrower/shorter than this after clipping: dropped
