@@ -8,6 +8,7 @@ import torch
 import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import detections
 
 from crowdet import boxes as box_ops
 from crowdet.postprocess import adaptive_nms, batched_adaptive_nms, batched_nms, nms
@@ -84,18 +85,6 @@ def test_nms_edge_cases():
     assert sorted(nms(flat, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist()) == [0, 1, 2]
     with pytest.raises(ValueError, match="scores"):
         nms(same, torch.zeros(4), 0.5)
-
-
-@st.composite
-def detections(draw, max_size=12):
-    count = draw(st.integers(0, max_size))
-    coord = st.integers(0, 30)
-    boxes = []
-    for _ in range(count):
-        x, y = draw(coord), draw(coord)
-        boxes.append([x, y, x + draw(st.integers(0, 15)), y + draw(st.integers(0, 15))])
-    scores = draw(st.lists(st.floats(0, 1, width=32), min_size=count, max_size=count))
-    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(scores)
 
 
 @settings(max_examples=80, deadline=None)

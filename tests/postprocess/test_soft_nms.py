@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import detections
 
 from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
@@ -187,18 +188,6 @@ def test_batched_matches_reference_per_group():
 
 
 # ----------------------------------------------------------------------------- properties
-
-
-@st.composite
-def detections(draw, max_size=12):
-    count = draw(st.integers(0, max_size))
-    coord = st.integers(0, 30)
-    boxes = []
-    for _ in range(count):
-        x, y = draw(coord), draw(coord)
-        boxes.append([x, y, x + draw(st.integers(0, 15)), y + draw(st.integers(0, 15))])
-    scores = draw(st.lists(st.floats(0, 1, width=32), min_size=count, max_size=count))
-    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(scores)
 
 
 @settings(max_examples=80, deadline=None)
