@@ -30,8 +30,8 @@ def run(args) -> int:
     out: Path = args.out
     config = args.config or CONFIGS / ("tiny.yaml" if args.quick else "demo.yaml")
     overrides = list(args.overrides)
-    if args.quick:
-        overrides = [f"data.root={out / 'data'}", *overrides]
+    if args.quick:  # enough steps on the tiny config for the model to start detecting
+        overrides = [f"data.root={out / 'data'}", "train.max_iters=40", "train.lr=0.01", *overrides]
     cfg = load_config(config, overrides)
     start = time.perf_counter()
     ensure_dataset(cfg)
