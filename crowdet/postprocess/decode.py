@@ -50,12 +50,11 @@ def postprocess(
         sc[kept] = sc_new
     else:
         kept = batched_nms(boxes, sc, groups, iou_threshold)  # sorted by score
-    kept = _cap_per_image(kept, img_idx[kept], max_dets)
-    out = []
-    for i in range(bsz):
-        sel = kept[img_idx[kept] == i]
-        out.append(Detections(boxes[sel] / scales[i], sc[sel], labels[sel]))
-    return out
+    kept = _cap_per_image(kept, img_idx[kept], max_dets)  # grouped by image, by score within
+    counts = torch.bincount(img_idx[kept], minlength=bsz).tolist()
+    boxes = boxes[kept] / scales[img_idx[kept], None]
+    parts = zip(boxes.split(counts), sc[kept].split(counts), labels[kept].split(counts))
+    return [Detections(b, s, c) for b, s, c in parts]
 
 
 def _cap_per_image(kept: torch.Tensor, img: torch.Tensor, max_dets: int) -> torch.Tensor:
