@@ -15,11 +15,13 @@ PRED_COLOR = (255, 160, 0)  # blue: detections
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, color, thickness: int = 1, labels=None):
     """Draw xyxy boxes (N, 4) on a copy of a BGR image; optional text per box."""
+    from crowdet.data.show import draw_rectangles
+
     out = image.copy()
-    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=float).round().astype(int)):
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
-        if labels is not None:
-            cv2.putText(out, labels[i], (x1, max(8, y1 - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, color)
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    draw_rectangles(out, boxes, color, thickness)
+    for text, (x1, y1) in zip(labels or [], boxes[:, :2].round().astype(int)):
+        cv2.putText(out, text, (int(x1), max(8, int(y1) - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, color)
     return out
 
 
