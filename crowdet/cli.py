@@ -60,9 +60,21 @@ def setup_logging(debug: bool) -> None:
     )
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like parser.parse_args, but `key=value` overrides may also follow options
+    (`crowdet eval C --checkpoint X a.b=1`), as in ultralytics and detectron2."""
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     modules = _available()
-    args = build_parser(modules).parse_args(argv)
+    args = parse_args(build_parser(modules), argv)
     setup_logging(args.debug)
     try:
         return int(modules[args.command].run(args) or 0)

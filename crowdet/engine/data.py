@@ -109,9 +109,11 @@ def resume_position(batch_in_epoch: int, old_world: int, new_world: int) -> int:
 
 
 def _quiet_worker(worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group: data workers leave it to the training process,
-    # which finishes the step and saves, instead of dying under the loader.
+    # Ctrl-C, `timeout` and batch schedulers signal the whole process group: data workers leave the
+    # stop to the training process, which finishes the step and saves, instead of dying under the
+    # loader. A worker still ends with its parent (the loader's watchdog) or on SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(dataset, batches, workers: int, size_divisor: int, seed: int = 0):

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+import torch
 from engine_helpers import (
     REPO,
     TINY,
@@ -18,6 +19,7 @@ from engine_helpers import (
     train_cli,
 )
 
+from crowdet.engine.data import make_loader
 from crowdet.engine.trainer import Trainer
 
 EXTRA = ["train.max_iters=30", "train.log_interval=1", "train.checkpoint_interval=0"]
@@ -31,11 +33,22 @@ def straight(tmp_path_factory, tiny_data):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_current_iteration_and_resume_continues(tmp_path, tiny_data, straight):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_saves_the_current_iteration_and_resume_continues(
+    tmp_path, tiny_data, straight, workers
+):
+    """With data workers the signal goes to the whole process group, as `timeout`, a terminal
+    or a batch scheduler sends it: the workers must not die under the loader before the save."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "crowdet", "train", str(TINY), *tiny_overrides(tiny_data, *EXTRA)]
+    extra = [*EXTRA, f"data.workers={workers}"]
+    cmd = [sys.executable, "-m", "crowdet", "train", str(TINY), *tiny_overrides(tiny_data, *extra)]
     proc = subprocess.Popen(
-        [*cmd, "--out", str(run)], cwd=REPO, env=child_env(), stderr=subprocess.PIPE, text=True
+        [*cmd, "--out", str(run)],
+        cwd=REPO,
+        env=child_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, workers included
     )
     watchdog = threading.Timer(120, proc.kill)  # a hang fails the test instead of blocking
     watchdog.start()
@@ -44,7 +57,7 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues(tmp_path, tiny
         for line in proc.stderr:
             lines.append(line)
             if "iter 1/30" in line:
-                proc.send_signal(signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
     finally:
         watchdog.cancel()
@@ -56,7 +69,7 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues(tmp_path, tiny
     assert 1 <= max(logged) <= saved["iter"] < 30  # the iteration in progress, then stopped
     assert not (run / "results.csv").exists()  # no evaluation after a stop
 
-    assert train_cli(tiny_data, run, *EXTRA, resume=True) == 0
+    assert train_cli(tiny_data, run, *extra, resume=True) == 0
     assert_same_training_state(state_of(run / "last.pt"), straight)
 
 
@@ -76,3 +89,20 @@ def test_sigint_in_process_stops_after_the_step(tmp_path, tiny_data, monkeypatch
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is restored
     assert train_cli(tiny_data, tmp_path, *EXTRA, resume=True) == 0
     assert_same_training_state(state_of(tmp_path / "last.pt"), straight)
+
+
+class _Dispositions(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return torch.tensor([signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)])
+
+
+def test_data_workers_leave_group_signals_to_the_trainer():
+    """A worker killed by a group-wide SIGTERM fails the loader ('worker exited unexpectedly')
+    before the trainer can save: workers ignore SIGINT and SIGTERM and end with their parent."""
+    loader = make_loader(_Dispositions(), [[0], [1]], workers=1, size_divisor=32)
+    loader.collate_fn = torch.stack
+    got = torch.cat(list(loader))
+    assert (got == int(signal.SIG_IGN)).all(), got
