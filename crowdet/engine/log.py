@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import torch
 
+from crowdet.data.atomic import atomic_open, atomic_write_text
+
 log = logging.getLogger("crowdet.train")
 
 CSV_FIELDS = ["epoch", "iter", "loss", "cls", "box", "AP", "MR", "JI", "coco_AP", "lr"]
@@ -49,6 +51,14 @@ def prediction_pictures(records, dets: dict, box_kind: str, num: int) -> list[np
             prediction_panel(image, gt[keep], rec.ignore_for(box_kind)[keep], boxes, scores)
         )
     return panels
+
+
+def _logged_iter(line: str) -> float:
+    """The iteration of a metrics.jsonl line; a torn last line (killed mid-write) counts as after."""
+    try:
+        return json.loads(line)["iter"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 class RunLogger:
@@ -122,6 +132,32 @@ class RunLogger:
         record = {"time": round(time.time(), 3), **record}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
+
+    def rewind(self, it: int) -> None:
+        """Resuming from iteration `it`: drop what was logged after it (the steps being redone),
+        so metrics.jsonl, results.csv and TensorBoard each hold every iteration once."""
+        if self.run_dir is None:
+            return
+        jsonl, csv_path = self.run_dir / "metrics.jsonl", self.run_dir / "results.csv"
+        if jsonl.exists():
+            lines = jsonl.read_text().splitlines(keepends=True)
+            kept = [x for x in lines if _logged_iter(x) <= it]
+            if len(kept) < len(lines):
+                atomic_write_text(jsonl, "".join(kept))
+        if csv_path.exists():
+            with open(csv_path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            kept_rows = [r for r in rows if int(r["iter"]) <= it]
+            if len(kept_rows) < len(rows):
+                with atomic_open(csv_path) as f:
+                    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+                    writer.writeheader()
+                    writer.writerows(kept_rows)
+        if self.tb is not None:  # TensorBoard hides events after purge_step itself
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb.close()
+            self.tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=it + 1)
 
     def close(self) -> None:
         if self.tb is not None:

@@ -197,6 +197,7 @@ class Trainer:
         self.bad_steps = state.get("bad_steps", 0)
         self.skipped = dict(state.get("skipped", {}))
         set_rng_state(state["rng"])
+        self.logger.rewind(self.iter)
         log.info("resumed from %s at iteration %d (epoch %d)", source, self.iter, self.epoch)
 
     # ---- the loop ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Exact resume: N steps straight and N/2 + `--resume` + N/2 give identical weights, optimizer and
 EMA states (CPU, fixed seed), at the end of an epoch and in the middle of one."""
 
+import csv
+import json
 import logging
 
 import pytest
@@ -52,6 +54,7 @@ def test_truncated_last_checkpoint_resumes_from_the_previous_one(
     tmp_path, tiny_data, monkeypatch, caplog
 ):
     extra = [f"train.max_iters={MAX_ITERS}", "train.checkpoint_interval=2"]
+    extra += ["train.log_interval=1", "train.eval_interval=1"]
     assert train_cli(tiny_data, tmp_path / "straight", *extra) == 0
     stop_after(monkeypatch, 5)  # saves at 2, 4, then 5 on the stop: last.pt 5, last.pt.prev 4
     assert train_cli(tiny_data, tmp_path / "run", *extra) == 0
@@ -64,6 +67,20 @@ def test_truncated_last_checkpoint_resumes_from_the_previous_one(
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert str(last) in warning and str(previous_path(last)) in warning
     assert_same_training_state(state_of(last), state_of(tmp_path / "straight" / "last.pt"))
+    # iteration 5 ran twice; the logs hold it once, as the straight run's do
+    for name in ("metrics.jsonl", "results.csv"):
+        assert logged_iters(tmp_path / "run" / name) == logged_iters(tmp_path / "straight" / name)
+    assert [i for k, i in logged_iters(last.parent / "metrics.jsonl") if k == "eval"] == list(
+        range(1, MAX_ITERS + 1)
+    )
+
+
+def logged_iters(path):
+    """(kind, iteration) of every row of metrics.jsonl or results.csv, in file order."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            return [("eval", int(r["iter"])) for r in csv.DictReader(f)]
+    return [(r["type"], r["iter"]) for r in map(json.loads, path.read_text().splitlines())]
 
 
 def test_resume_with_a_changed_config_is_refused_unless_forced(tmp_path, tiny_data, capsys):
