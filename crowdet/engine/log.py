@@ -54,7 +54,7 @@ def prediction_pictures(records, dets: dict, box_kind: str, num: int) -> list[np
 
 
 def _logged_iter(line: str) -> float:
-    """The iteration of a metrics.jsonl line; a torn last line (killed mid-write) counts as after."""
+    """The iteration of a metrics.jsonl line; a torn line (killed mid-write) counts as after."""
     try:
         return json.loads(line)["iter"]
     except (ValueError, KeyError, TypeError):
