@@ -6,7 +6,8 @@
 A variant is `name` (the demo config as it is) or `name:key=value key=value ...` (overrides of
 configs/demo.yaml). Each runs `crowdet demo --out OUT/name` in its own process (`--jobs` at a time,
 `--threads` torch threads and `--workers` data workers each) on the same dataset, which is made
-first. Variants of one sweep share the machine: compare their metrics, not their times.
+first; COCO metrics are skipped. Variants of one sweep share the machine: compare their metrics,
+not their times.
 """
 
 from __future__ import annotations
