@@ -86,9 +86,10 @@ class ModelConfig(Section):
 
 
 class AssignConfig(Section):
-    name: str = "max_iou"  # see crowdet.models.build.ASSIGNERS
-    pos_iou: float = 0.5  # IoU at or above which a prior is positive
-    neg_iou: float = 0.4  # IoU below which a prior is negative
+    name: str = "max_iou"  # max_iou or atss (see crowdet.models.build.ASSIGNERS)
+    pos_iou: float = 0.5  # max_iou: IoU at or above which a prior is positive
+    neg_iou: float = 0.4  # max_iou: IoU below which a prior is negative
+    topk: int = 9  # atss: candidate priors per person and pyramid level
     ignore_ioa: float = 0.5  # priors covered more than this by an ignore region are not negatives
     max_elements: int = 2**20  # (image, target, prior) entries per block: bounds memory in crowds
 

@@ -50,7 +50,14 @@ from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.boxes import EPS, area
 from crowdet.errors import ConfigError
 
-__all__ = ["BACKGROUND", "IGNORE", "max_iou_assign", "match_quality"]
+__all__ = [
+    "BACKGROUND",
+    "IGNORE",
+    "best_target",
+    "low_quality_rounds",
+    "match_quality",
+    "max_iou_assign",
+]
 
 
 def max_iou_assign(
@@ -63,6 +70,7 @@ def max_iou_assign(
     ignore_ioa: float = 0.5,
     low_quality: bool = True,
     max_elements: int = 2**26,
+    level_sizes: list[int] | None = None,
 ) -> torch.Tensor:
     """Assign each prior of each image to a person, ``BACKGROUND`` or ``IGNORE``.
 
@@ -77,6 +85,8 @@ def max_iou_assign(
             area is never a negative.
         low_quality: give every person at least one positive prior (see the module docstring).
         max_elements: budget of (image, target, prior) entries per pairwise block.
+        level_sizes: priors per pyramid level. Not used: max-IoU compares every prior with every
+            person whatever its level. Accepted so that every assigner has one signature.
 
     Returns:
         matched: (B, A) int64 on the device of ``priors``: the index g in [0, G) of the matched
@@ -99,7 +109,7 @@ def max_iou_assign(
     max_iou, best_gt, max_ioa = _prior_stats(priors, gt_boxes, people, regions, max_elements)
     matched = _threshold(max_iou, best_gt, max_ioa, pos_iou, neg_iou, ignore_ioa)
     if low_quality:
-        _low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements)
+        low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements)
     return matched
 
 
@@ -184,12 +194,12 @@ def _prior_stats(
     priors (A, 4), gt_boxes (B, G, 4), people and regions (B, G) bool
     -> max_iou (B, A) float, best_gt (B, A) int64, max_ioa (B, A) float.
     """
-    max_iou, best_gt = _best_target(priors, gt_boxes, people, max_elements, over_prior=False)
-    max_ioa, _ = _best_target(priors, gt_boxes, regions, max_elements, over_prior=True)
+    max_iou, best_gt = best_target(priors, gt_boxes, people, max_elements, over_prior=False)
+    max_ioa, _ = best_target(priors, gt_boxes, regions, max_elements, over_prior=True)
     return max_iou, best_gt, max_ioa
 
 
-def _best_target(priors, gt_boxes, members, max_elements, over_prior):
+def best_target(priors, gt_boxes, members, max_elements, over_prior):
     """For each prior, the member target of highest IoU, or of highest intersection over the
     prior's area when ``over_prior`` (the lowest index on ties).
 
@@ -230,8 +240,12 @@ def _threshold(max_iou, best_gt, max_ioa, pos_iou, neg_iou, ignore_ioa) -> torch
     return matched.masked_fill_(covered, IGNORE)
 
 
-def _low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements) -> None:
-    """Step 4 of the rules, in place on matched (B, A); see the module docstring."""
+def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements) -> None:
+    """Step 4 of the rules, in place on matched (B, A); see the module docstring.
+
+    max_iou (B, A): for each positive prior, its IoU with its person (it picks the prior each
+    matched person keeps). Shared with the ATSS assigner.
+    """
     num_images, num_gt = people.shape
     num_priors = priors.shape[0]
     anchor = _best_positive_prior(matched, max_iou, num_gt)

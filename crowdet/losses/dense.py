@@ -38,11 +38,21 @@ class DenseLoss:
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
 
     def __call__(
-        self, cls_logits: torch.Tensor, box_deltas: torch.Tensor, priors: torch.Tensor, batch: Batch
+        self,
+        cls_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        priors: torch.Tensor,
+        batch: Batch,
+        level_sizes: list[int] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4) -> {"cls", "box"} scalars."""
+        """cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4) -> {"cls", "box"} scalars.
+
+        level_sizes: priors per pyramid level (None: one level), for assigners that use levels.
+        """
         with torch.no_grad():
-            matched = self.assigner(priors, batch.boxes, batch.valid, batch.ignore)
+            matched = self.assigner(
+                priors, batch.boxes, batch.valid, batch.ignore, level_sizes=level_sizes
+            )
         pos = matched >= 0
         num_pos = pos.sum().float()
         if self.num_pos_reducer is not None:

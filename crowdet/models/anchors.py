@@ -50,5 +50,9 @@ class AnchorGenerator:
             out.append((centers + self.cell_anchors(stride)).reshape(-1, 4))
         return torch.cat(out).to(device)
 
+    def level_sizes(self, shapes: list[tuple[int, int]]) -> list[int]:
+        """Priors per level, in the order of ``__call__``."""
+        return [h * w * self.num_anchors for h, w in shapes]
+
     def num_priors(self, shapes: list[tuple[int, int]]) -> int:
-        return sum(h * w for h, w in shapes) * self.num_anchors
+        return sum(self.level_sizes(shapes))

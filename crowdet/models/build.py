@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 from functools import partial
 
+from crowdet.assign.atss import atss_assign
 from crowdet.assign.max_iou import max_iou_assign
-from crowdet.config import Config
+from crowdet.config import AssignConfig, Config
 from crowdet.errors import ConfigError
 from crowdet.losses.dense import DenseLoss
 from crowdet.models.anchors import AnchorGenerator
@@ -19,7 +20,23 @@ from crowdet.postprocess.decode import postprocess
 BACKBONES = {"tiny": TinyBackbone}
 NECKS = {"fpn": FPN}
 HEADS = {"retina": RetinaHead}
-ASSIGNERS = {"max_iou": max_iou_assign}
+
+
+def _max_iou(a: AssignConfig):
+    return partial(
+        max_iou_assign,
+        pos_iou=a.pos_iou,
+        neg_iou=a.neg_iou,
+        ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
+    )
+
+
+def _atss(a: AssignConfig):
+    return partial(atss_assign, topk=a.topk, ignore_ioa=a.ignore_ioa, max_elements=a.max_elements)
+
+
+ASSIGNERS = {"max_iou": _max_iou, "atss": _atss}  # name -> assigner made from cfg.assign
 
 
 def lookup(table: dict, name: str, key: str):
@@ -57,14 +74,7 @@ def build_detector(cfg: Config) -> DenseDetector:
 
 
 def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
-    a = cfg.assign
-    assigner = partial(
-        lookup(ASSIGNERS, a.name, "assign.name"),
-        pos_iou=a.pos_iou,
-        neg_iou=a.neg_iou,
-        ignore_ioa=a.ignore_ioa,
-        max_elements=a.max_elements,
-    )
+    assigner = lookup(ASSIGNERS, cfg.assign.name, "assign.name")(cfg.assign)
     lc = cfg.loss
     return DenseLoss(
         assigner,

@@ -32,14 +32,19 @@ class DenseDetector(nn.Module):
 
     def forward(self, images: torch.Tensor):
         """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
+        return self._outputs(images)[:3]
+
+    def _outputs(self, images: torch.Tensor):
+        """forward's outputs and the feature map shapes [(H_l, W_l)]."""
         feats = self.neck(self.backbone(images))
         cls_logits, box_deltas = self.head(feats)
-        priors = self.anchors([f.shape[-2:] for f in feats], device=images.device)
-        return cls_logits, box_deltas, priors
+        shapes = [tuple(f.shape[-2:]) for f in feats]
+        return cls_logits, box_deltas, self.anchors(shapes, device=images.device), shapes
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cls_logits, box_deltas, priors = self(batch.images)
-        return self.loss_fn(cls_logits.float(), box_deltas.float(), priors, batch)
+        cls_logits, box_deltas, priors, shapes = self._outputs(batch.images)
+        level_sizes = self.anchors.level_sizes(shapes)
+        return self.loss_fn(cls_logits.float(), box_deltas.float(), priors, batch, level_sizes)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> list[Detections]:

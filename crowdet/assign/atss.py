@@ -1,0 +1,190 @@
+"""ATSS: adaptive training sample selection (Zhang et al., CVPR 2020), batched and crowd-aware.
+
+Rules, for each image of the batch (G padded targets, A priors split into pyramid levels):
+
+1. People are the targets with ``valid & ~ignore`` and a positive area; ignore regions are the
+   targets with ``valid & ignore`` (as in the max-IoU assigner).
+2. Candidates. On each level, a person's candidates are the ``topk`` priors whose centres are
+   nearest its centre (all the level's priors when it has fewer; on equal distances, whichever
+   ``torch.topk`` returns).
+3. Adaptive threshold. A person's threshold is the mean plus the standard deviation (unbiased,
+   0 with a single candidate) of the IoUs of its candidates. A candidate is positive for the
+   person when its IoU is >= the threshold and its centre lies strictly inside the person's box.
+4. A prior positive for several people goes to the one it overlaps most (the lowest person index
+   on ties). Every other prior is ``BACKGROUND``: ATSS has no in-between zone.
+5. Ignore regions. A prior that is not positive and whose intersection over its own area with
+   some ignore region is > ``ignore_ioa`` is ``IGNORE``: never a negative.
+6. Low-quality matches (``low_quality=True``): the people left without a positive prior (a box
+   too small to hold a prior centre, or one that lost every contest of rule 4) take one in the
+   rounds of the max-IoU assigner (see ``crowdet.assign.max_iou``), with the same guarantee.
+
+Everything works on the list of people of the whole batch: no loop over images or people, only
+over pyramid levels and over blocks of at most ``max_elements`` (person, prior) distances.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from crowdet.assign.codes import BACKGROUND, IGNORE
+from crowdet.assign.max_iou import best_target, low_quality_rounds
+from crowdet.boxes import EPS, area
+from crowdet.errors import ConfigError
+
+__all__ = ["atss_assign"]
+
+
+def atss_assign(
+    priors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    valid: torch.Tensor,
+    ignore: torch.Tensor,
+    level_sizes: list[int] | None = None,
+    topk: int = 9,
+    ignore_ioa: float = 0.5,
+    low_quality: bool = True,
+    max_elements: int = 2**26,
+) -> torch.Tensor:
+    """Assign each prior of each image to a person, ``BACKGROUND`` or ``IGNORE``.
+
+    Args:
+        priors: (A, 4) xyxy prior boxes, shared by every image, level after level.
+        gt_boxes: (B, G, 4) xyxy targets, padded to the largest count in the batch.
+        valid: (B, G) bool, True for a real target (a person or an ignore region).
+        ignore: (B, G) bool, True where the target is an ignore region.
+        level_sizes: priors per pyramid level, summing to A (None: one level).
+        topk: candidates per person and level.
+        ignore_ioa: a prior covered by an ignore region over more than this fraction of its own
+            area is never a negative.
+        low_quality: give every person at least one positive prior.
+        max_elements: budget of (person, prior) entries per block of distances.
+
+    Returns:
+        matched: (B, A) int64 on the device of ``priors``: the index g in [0, G) of the matched
+        person for a positive prior, else ``BACKGROUND`` (-1) or ``IGNORE`` (-2).
+    """
+    num_images, num_gt = valid.shape
+    num_priors = priors.shape[0]
+    level_sizes = [num_priors] if level_sizes is None else list(level_sizes)
+    _check_args(priors, gt_boxes, valid, ignore, level_sizes, topk, max_elements)
+    device = priors.device
+    priors = priors.to(torch.promote_types(priors.dtype, torch.float32))
+    gt_boxes = gt_boxes.to(device=device, dtype=priors.dtype)
+    valid = valid.to(device=device, dtype=torch.bool)
+    ignore = ignore.to(device=device, dtype=torch.bool)
+    matched = torch.full((num_images, num_priors), BACKGROUND, dtype=torch.long, device=device)
+    if num_images == 0 or num_gt == 0 or num_priors == 0:
+        return matched
+
+    people = valid & ~ignore & (area(gt_boxes) > 0)
+    image, person = people.nonzero(as_tuple=True)  # (N,) the people of the whole batch
+    boxes = gt_boxes[image, person]
+    cand = _candidates(priors, boxes, level_sizes, topk, max_elements)  # (N, K)
+    cand_iou = _paired_iou(boxes[:, None, :], priors[cand])  # (N, K)
+    positive = (cand_iou >= _threshold(cand_iou)[:, None]) & _centre_inside(priors[cand], boxes)
+    iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, num_priors)
+
+    regions = valid & ignore
+    if bool(regions.any()):
+        max_ioa, _ = best_target(priors, gt_boxes, regions, max_elements, over_prior=True)
+        matched.masked_fill_((max_ioa > ignore_ioa) & (matched < 0), IGNORE)
+    if low_quality:
+        low_quality_rounds(priors, gt_boxes, people, matched, iou_of_pos, max_elements)
+    return matched
+
+
+def _check_args(priors, gt_boxes, valid, ignore, level_sizes, topk, max_elements) -> None:
+    if priors.dim() != 2 or priors.shape[-1] != 4:
+        raise ValueError(f"priors must have shape (A, 4), got {tuple(priors.shape)}")
+    if valid.dim() != 2 or ignore.shape != valid.shape:
+        raise ValueError(
+            f"valid and ignore must both have shape (B, G), got {tuple(valid.shape)} "
+            f"and {tuple(ignore.shape)}"
+        )
+    if gt_boxes.shape != (*valid.shape, 4):
+        raise ValueError(
+            f"gt_boxes must have shape (B, G, 4) = {(*valid.shape, 4)}, got {tuple(gt_boxes.shape)}"
+        )
+    if sum(level_sizes) != priors.shape[0] or min(level_sizes, default=0) < 0:
+        raise ValueError(
+            f"level_sizes {level_sizes} must be >= 0 and sum to the {priors.shape[0]} priors"
+        )
+    if topk < 1:
+        raise ConfigError(f"ATSS assigner needs topk >= 1, got topk={topk}")
+    if max_elements < 1:
+        raise ValueError(f"max_elements must be >= 1, got {max_elements}")
+
+
+def _centres(boxes: torch.Tensor) -> torch.Tensor:
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
+
+
+def _candidates(priors, boxes, level_sizes, topk, max_elements) -> torch.Tensor:
+    """priors (A, 4), boxes (N, 4) -> (N, K) prior indices: on each level, the ``topk`` priors
+    nearest each box by centre distance; K = sum over levels of min(topk, level size)."""
+    box_c = _centres(boxes)
+    out, start = [], 0
+    for size in level_sizes:
+        k = min(topk, size)
+        if k > 0:
+            prior_c = _centres(priors[start : start + size])
+            rows = max(1, max_elements // size)
+            parts = [
+                _squared_distance(box_c[r : r + rows], prior_c).topk(k, largest=False).indices
+                for r in range(0, box_c.shape[0], rows)
+            ]
+            idx = torch.cat(parts) if parts else box_c.new_zeros((0, k), dtype=torch.long)
+            out.append(idx + start)
+        start += size
+    return torch.cat(out, dim=1)
+
+
+def _squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Points a (n, 2) and b (m, 2) -> (n, m) squared distances, computed exactly (no matrix
+    product shortcut, which would reorder near ties)."""
+    d = a[:, None, :] - b[None, :, :]
+    return d.square_().sum(dim=-1)
+
+
+def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of broadcast box tensors a (..., 4) and b (..., 4) -> (...)."""
+    w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    inter = w * h
+    return inter / (area(a) + area(b) - inter + EPS)
+
+
+def _threshold(cand_iou: torch.Tensor) -> torch.Tensor:
+    """(N, K) candidate IoUs -> (N,) mean + unbiased standard deviation (0 when K is 1)."""
+    num_people, num_cand = cand_iou.shape
+    if num_people == 0 or num_cand == 1:
+        return cand_iou.mean(dim=1)  # no spread to measure (and no warning from std)
+    std = cand_iou.std(dim=1)
+    return cand_iou.mean(dim=1) + std
+
+
+def _centre_inside(cand_priors: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """cand_priors (N, K, 4), boxes (N, 4) -> (N, K) bool: the prior's centre lies strictly
+    inside the box."""
+    c = _centres(cand_priors)
+    b = boxes[:, None, :]
+    gaps = torch.cat([c - b[..., :2], b[..., 2:] - c], dim=-1)  # left, top, right, bottom
+    return gaps.amin(dim=-1) > EPS
+
+
+def _resolve(matched, image, person, cand, cand_iou, positive, num_priors) -> torch.Tensor:
+    """Rule 4, in place on matched (B, A): each positive prior takes the person of highest IoU
+    (lowest index on ties). Returns (B, A) float: each positive prior's IoU with its person."""
+    num_images = matched.shape[0]
+    rows, cols = positive.nonzero(as_tuple=True)
+    slot = image[rows] * num_priors + cand[rows, cols]
+    iou = cand_iou[rows, cols]
+    best = cand_iou.new_full((num_images * num_priors,), float("-inf"))
+    best.scatter_reduce_(0, slot, iou, reduce="amax")
+    top = iou == best[slot]
+    none = torch.iinfo(torch.long).max
+    first = torch.full(best.shape, none, dtype=torch.long, device=best.device)
+    first.scatter_reduce_(0, slot[top], person[rows][top], reduce="amin")
+    won = first != none
+    matched.view(-1)[won] = first[won]
+    return best.clamp(min=-1.0).view(num_images, num_priors)
