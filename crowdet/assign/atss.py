@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from crowdet.assign.codes import BACKGROUND, IGNORE
-from crowdet.assign.max_iou import best_target, low_quality_rounds
+from crowdet.assign.max_iou import best_target, check_shapes, low_quality_rounds
 from crowdet.boxes import EPS, area
 from crowdet.errors import ConfigError
 
@@ -94,25 +94,13 @@ def atss_assign(
 
 
 def _check_args(priors, gt_boxes, valid, ignore, level_sizes, topk, max_elements) -> None:
-    if priors.dim() != 2 or priors.shape[-1] != 4:
-        raise ValueError(f"priors must have shape (A, 4), got {tuple(priors.shape)}")
-    if valid.dim() != 2 or ignore.shape != valid.shape:
-        raise ValueError(
-            f"valid and ignore must both have shape (B, G), got {tuple(valid.shape)} "
-            f"and {tuple(ignore.shape)}"
-        )
-    if gt_boxes.shape != (*valid.shape, 4):
-        raise ValueError(
-            f"gt_boxes must have shape (B, G, 4) = {(*valid.shape, 4)}, got {tuple(gt_boxes.shape)}"
-        )
+    check_shapes(priors, gt_boxes, valid, ignore, max_elements)
     if sum(level_sizes) != priors.shape[0] or min(level_sizes, default=0) < 0:
         raise ValueError(
             f"level_sizes {level_sizes} must be >= 0 and sum to the {priors.shape[0]} priors"
         )
     if topk < 1:
         raise ConfigError(f"ATSS assigner needs topk >= 1, got topk={topk}")
-    if max_elements < 1:
-        raise ValueError(f"max_elements must be >= 1, got {max_elements}")
 
 
 def _centres(boxes: torch.Tensor) -> torch.Tensor:

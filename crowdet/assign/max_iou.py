@@ -54,6 +54,7 @@ __all__ = [
     "BACKGROUND",
     "IGNORE",
     "best_target",
+    "check_shapes",
     "low_quality_rounds",
     "match_quality",
     "max_iou_assign",
@@ -133,6 +134,16 @@ def match_quality(gt_boxes: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
 
 
 def _check_args(priors, gt_boxes, valid, ignore, pos_iou, neg_iou, max_elements) -> None:
+    check_shapes(priors, gt_boxes, valid, ignore, max_elements)
+    if not 0 <= neg_iou <= pos_iou <= 1 or pos_iou <= 0:
+        raise ConfigError(
+            f"max-IoU assigner needs 0 <= neg_iou <= pos_iou <= 1 and pos_iou > 0, "
+            f"got neg_iou={neg_iou}, pos_iou={pos_iou}"
+        )
+
+
+def check_shapes(priors, gt_boxes, valid, ignore, max_elements) -> None:
+    """The argument checks every assigner shares: ValueError naming the bad one."""
     if priors.dim() != 2 or priors.shape[-1] != 4:
         raise ValueError(f"priors must have shape (A, 4), got {tuple(priors.shape)}")
     if valid.dim() != 2 or ignore.shape != valid.shape:
@@ -143,11 +154,6 @@ def _check_args(priors, gt_boxes, valid, ignore, pos_iou, neg_iou, max_elements)
     if gt_boxes.shape != (*valid.shape, 4):
         raise ValueError(
             f"gt_boxes must have shape (B, G, 4) = {(*valid.shape, 4)}, got {tuple(gt_boxes.shape)}"
-        )
-    if not 0 <= neg_iou <= pos_iou <= 1 or pos_iou <= 0:
-        raise ConfigError(
-            f"max-IoU assigner needs 0 <= neg_iou <= pos_iou <= 1 and pos_iou > 0, "
-            f"got neg_iou={neg_iou}, pos_iou={pos_iou}"
         )
     if max_elements < 1:
         raise ValueError(f"max_elements must be >= 1, got {max_elements}")
