@@ -61,3 +61,13 @@ def test_diff_configs_lists_changed_keys():
     a = {"train": {"lr": 1, "seed": 0}, "name": "x"}
     b = {"train": {"lr": 2, "seed": 0}, "name": "y"}
     assert diff_configs(a, b) == ["name", "train.lr"]
+
+
+def test_amp_off_survives_yaml_booleans(tmp_path):
+    # YAML 1.1 reads a bare `off` as false; the mode is still 'off', other booleans stay errors
+    assert load_config(None, ["train.amp=off"]).train.amp == "off"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {amp: off}\n")
+    assert load_config(cfg).train.amp == "off"
+    with pytest.raises(ConfigError, match="train.amp"):
+        load_config(None, ["train.amp=on"])

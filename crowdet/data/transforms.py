@@ -25,7 +25,7 @@ def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     w = image.shape[1]
     flipped = boxes.copy()
     flipped[:, 0], flipped[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
-    return np.ascontiguousarray(image[:, ::-1]), flipped
+    return cv2.flip(image, 1), flipped
 
 
 def hsv_jitter(image: np.ndarray, gains: tuple[float, float, float], rng: np.random.Generator):

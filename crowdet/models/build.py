@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from functools import partial
 
+import torch
+
 from crowdet.assign.atss import atss_assign
 from crowdet.assign.max_iou import max_iou_assign
 from crowdet.config import AssignConfig, Config
@@ -70,7 +72,10 @@ def build_detector(cfg: Config) -> DenseDetector:
         prior_prob=m.head.prior_prob,
         norm=m.head.norm,
     )
-    return DenseDetector(backbone, neck, head, anchors, build_loss(cfg), build_postprocess(cfg))
+    detector = DenseDetector(
+        backbone, neck, head, anchors, build_loss(cfg), build_postprocess(cfg), m.channels_last
+    )
+    return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 
 
 def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
@@ -98,4 +103,5 @@ def build_postprocess(cfg: Config):
         max_dets=p.max_dets,
         nms=p.nms,
         soft_sigma=p.soft_sigma,
+        vote_iou=p.vote_iou,
     )

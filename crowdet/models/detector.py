@@ -24,11 +24,13 @@ class DenseDetector(nn.Module):
         anchors: AnchorGenerator,
         loss: Callable | None = None,
         postprocess: Callable | None = None,
+        channels_last: bool = False,
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
         self.anchors = anchors
         self.loss_fn, self.postprocess_fn = loss, postprocess
+        self.channels_last = channels_last  # images are made NHWC on the way in
 
     def forward(self, images: torch.Tensor):
         """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
@@ -36,6 +38,8 @@ class DenseDetector(nn.Module):
 
     def _outputs(self, images: torch.Tensor):
         """forward's outputs and the feature map shapes [(H_l, W_l)]."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.neck(self.backbone(images))
         cls_logits, box_deltas = self.head(feats)
         shapes = [tuple(f.shape[-2:]) for f in feats]

@@ -11,6 +11,7 @@ import torch
 from torchvision.ops import batched_nms
 
 from crowdet import boxes as B
+from crowdet.postprocess.vote import box_voting
 from crowdet.structures import Detections
 
 
@@ -26,9 +27,13 @@ def postprocess(
     max_dets: int = 500,
     nms: str = "hard",
     soft_sigma: float = 0.5,
+    vote_iou: float = 0.0,
+    soft_min_score: float = 0.001,
+    cap_rounds: bool = True,
 ) -> list[Detections]:
     """cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4), image_sizes (B, 2) (h, w) of the
-    network input, scales (B,) -> one Detections per image in original-image pixels."""
+    network input, scales (B,) -> one Detections per image in original-image pixels.
+    vote_iou > 0: each kept box is voted with the candidates around it (`box_voting`)."""
     bsz, num_priors, num_classes = cls_logits.shape
     scores = cls_logits.sigmoid().flatten(1)  # (B, A*C)
     k = min(pre_nms_topk, scores.shape[1])
@@ -45,14 +50,25 @@ def postprocess(
     if nms == "soft":
         from crowdet.postprocess.nms import batched_soft_nms
 
-        kept, sc_new = batched_soft_nms(boxes, sc, groups, sigma=soft_sigma)
+        kept, sc_new = batched_soft_nms(
+            boxes,
+            sc,
+            groups,
+            sigma=soft_sigma,
+            score_threshold=soft_min_score,
+            max_per_group=max_dets if cap_rounds else 0,
+        )
         sc = sc.clone()
         sc[kept] = sc_new
     else:
         kept = batched_nms(boxes, sc, groups, iou_threshold)  # sorted by score
     kept = _cap_per_image(kept, img_idx[kept], max_dets)  # grouped by image, by score within
     counts = torch.bincount(img_idx[kept], minlength=bsz).tolist()
-    boxes = boxes[kept] / scales[img_idx[kept], None]
+    if vote_iou > 0:
+        kept_boxes = box_voting(boxes, top_scores[keep], kept, groups, vote_iou)
+    else:
+        kept_boxes = boxes[kept]
+    boxes = kept_boxes / scales[img_idx[kept], None]
     parts = zip(boxes.split(counts), sc[kept].split(counts), labels[kept].split(counts))
     return [Detections(b, s, c) for b, s, c in parts]
 

@@ -67,10 +67,17 @@ def batched_soft_nms(
     iou_threshold: float = 0.3,
     score_threshold: float = 0.001,
     max_elements: int = PAIR_BLOCK,
+    max_per_group: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`soft_nms` within each group of idxs (N,) int64 (an image, a class): boxes of different
     groups never decay each other. Returns (keep (K,), new_scores (K,)) over all groups, sorted
-    by decayed score (then index). ``max_elements`` bounds the IoU block built at once."""
+    by decayed score (then index). ``max_elements`` bounds the IoU block built at once.
+
+    max_per_group > 0: only the best max_per_group boxes of each group are wanted. A live box
+    whose score is already below the max_per_group-th best pick of its group can never rank
+    higher (scores only fall), and nothing it could still decay ranks higher either, so it is
+    dropped at once: the best max_per_group of every group are exactly those of the full run,
+    in far fewer rounds. Boxes beyond them may be returned too."""
     check_boxes(boxes, scores, idxs)
     if method not in METHODS:
         raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
@@ -85,8 +92,13 @@ def batched_soft_nms(
         factor = torch.exp(-(iou * iou) / sigma)
     else:
         factor = 1.0 - iou
+    if max_per_group > 0:
+        group_ids = torch.zeros_like(candidates) if groups is None else groups
+        cap = (torch.unique(group_ids, return_inverse=True)[1], max_per_group)
+    else:
+        cap = None
     picked, final = _decay_rounds(
-        work[candidates], first, second, factor.to(work.dtype), score_threshold
+        work[candidates], first, second, factor.to(work.dtype), score_threshold, cap
     )
     order = torch.sort(final[picked], descending=True, stable=True).indices
     keep = picked[order]
@@ -99,12 +111,15 @@ def _decay_rounds(
     second: torch.Tensor,
     factor: torch.Tensor,
     score_threshold: float,
+    cap: tuple[torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the rounds described in the module docstring.
 
     score (n,) initial scores, all >= score_threshold; first, second (E,) int64 the pairs of
     overlapping boxes, first < second; factor (E,) the decay one box of a pair receives when the
-    other is picked. Returns the picked positions (K,) int64, increasing, and the final scores (n,).
+    other is picked; cap: (group (n,) int64 in 0..G-1, k) drops live boxes below the k-th best pick
+    of their group (see batched_soft_nms). Returns the picked positions (K,) int64, increasing, and
+    the final scores (n,).
     """
     score = score.clone()
     alive = torch.ones_like(score, dtype=torch.bool)
@@ -123,4 +138,22 @@ def _decay_rounds(
         score.scatter_reduce_(0, second[hit_second], factor[hit_second], reduce="prod")
         score.scatter_reduce_(0, first[hit_first], factor[hit_first], reduce="prod")
         alive &= score >= score_threshold
+        if cap is not None:
+            alive &= score >= _kth_best_pick(score, picked, *cap)[cap[0]]
     return torch.nonzero(picked).flatten(), score
+
+
+def _kth_best_pick(score, picked, group, k):
+    """Per group (G,): the k-th highest score among its picked boxes (-inf while it has fewer)."""
+    idx = torch.nonzero(picked).flatten()
+    s, g = score[idx], group[idx]
+    order = torch.sort(s, descending=True, stable=True).indices
+    order = order[torch.sort(g[order], stable=True).indices]  # by group, best first within
+    s, g = s[order], g[order]
+    num_groups = int(group.max()) + 1 if len(group) else 0
+    counts = torch.bincount(g, minlength=num_groups)
+    rank = torch.arange(len(g), device=g.device) - (torch.cumsum(counts, 0) - counts)[g]
+    kth = torch.full((num_groups,), float("-inf"), dtype=score.dtype, device=score.device)
+    at_k = rank == k - 1
+    kth[g[at_k]] = s[at_k]
+    return kth

@@ -187,6 +187,37 @@ def test_batched_matches_reference_per_group():
     np.testing.assert_allclose(new.numpy(), expected_new, rtol=1e-5)
 
 
+def best_per_group(keep, new, groups, k):
+    """The first k entries of each group in a (score-sorted) soft-NMS result, as (group, index,
+    score) triples in order."""
+    out, seen = [], {}
+    for i, sc in zip(keep.tolist(), new.tolist()):
+        g = int(groups[i])
+        seen[g] = seen.get(g, 0) + 1
+        if seen[g] <= k:
+            out.append((g, i, sc))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_capped_rounds_give_the_same_best_boxes(seed, k):
+    boxes, scores = crowd(seed + 40, num=400)
+    groups = torch.tensor(np.random.default_rng(seed).integers(0, 4, len(boxes)))
+    args = dict(method="gaussian", sigma=0.5, score_threshold=0.001)
+    full = batched_soft_nms(boxes, scores, groups, **args)
+    capped = batched_soft_nms(boxes, scores, groups, **args, max_per_group=k)
+    expected = best_per_group(*full, groups, k)
+    got = best_per_group(*capped, groups, k)
+    assert [(g, i) for g, i, _ in got] == [(g, i) for g, i, _ in expected]
+    np.testing.assert_allclose([s for *_, s in got], [s for *_, s in expected], rtol=1e-6)
+    assert len(capped[0]) < len(full[0])  # the cap did drop boxes early
+    # without groups the cap applies to all boxes together
+    one = soft_nms(boxes, scores)
+    one_capped = batched_soft_nms(boxes, scores, None, max_per_group=k)
+    assert one_capped[0][:k].tolist() == one[0][:k].tolist()
+
+
 # ----------------------------------------------------------------------------- properties
 
 
