@@ -27,10 +27,11 @@ def overlap_pairs(
     the pairs whose x-ranges overlap, at most about max_elements of them at a time.
     """
     boxes = boxes.to(torch.promote_types(boxes.dtype, torch.float32))
-    order = torch.sort(boxes[:, 0], stable=True).indices
+    x1, x2 = _sweep_keys(boxes, groups)
+    order = torch.sort(x1, stable=True).indices
     sorted_boxes = boxes[order]
     # Boxes after position p in x1 order that start before box p ends: x-ranges that overlap.
-    ends = torch.searchsorted(sorted_boxes[:, 0].contiguous(), sorted_boxes[:, 2].contiguous())
+    ends = torch.searchsorted(x1[order].contiguous(), x2[order].contiguous())
     positions = torch.arange(len(order), device=boxes.device)
     counts = (ends - positions - 1).clamp(min=0)
     firsts, seconds, ious = [], [], []
@@ -50,6 +51,20 @@ def overlap_pairs(
         empty = torch.zeros(0, dtype=torch.long, device=boxes.device)
         return empty, empty, boxes.new_zeros(0)
     return torch.cat(firsts), torch.cat(seconds), torch.cat(ious)
+
+
+def _sweep_keys(boxes: torch.Tensor, groups: torch.Tensor | None):
+    """x1, x2 (N,) float64 of the sweep: each group shifted right of the previous one, so boxes of
+    different groups (images of a batch) never become candidate pairs."""
+    x1, x2 = boxes[:, 0].double(), boxes[:, 2].double()
+    if groups is None or len(boxes) == 0:
+        return x1, x2
+    rank = torch.unique(groups, return_inverse=True)[1].double()
+    finite = torch.isfinite(x1) & torch.isfinite(x2)  # a non-finite box overlaps nothing anyway
+    if not bool(finite.any()):
+        return x1, x2
+    span = (x2[finite].max() - x1[finite].min()).clamp(min=0) + 1.0
+    return x1 + rank * span, x2 + rank * span
 
 
 def _candidate_blocks(

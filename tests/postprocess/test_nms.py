@@ -176,8 +176,9 @@ def test_batched_adaptive_nms_matches_reference_per_group():
 def test_overlap_pairs_lists_every_overlapping_pair_once(max_elements):
     boxes, _ = crowd(3, num=120)
     boxes[::17, 2] = boxes[::17, 0]  # some zero-width boxes
-    groups = torch.tensor(np.random.default_rng(3).integers(0, 2, len(boxes)))
-    for min_iou, grp in [(0.0, None), (0.4, None), (0.2, groups)]:
+    boxes[7] = float("nan")  # a broken box pairs with nothing and hides no pair
+    groups = torch.tensor(np.random.default_rng(3).integers(0, 3, len(boxes))) * 7 + 2
+    for min_iou, grp in [(0.0, None), (0.4, None), (0.2, groups), (0.0, groups)]:
         first, second, iou = overlap_pairs(boxes, min_iou, grp, max_elements)
         found = {(a, b): v for a, b, v in zip(first.tolist(), second.tolist(), iou.tolist())}
         assert len(found) == len(first)
