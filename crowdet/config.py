@@ -124,6 +124,9 @@ class PostprocessConfig(Section):
     # box voting: a kept box becomes the score-weighted mean of the candidates with IoU > vote_iou
     # around it (0 = off; keep it high in crowds, where neighbours overlap)
     vote_iou: float = Field(0.0, ge=0.0, lt=1.0)
+    # flip test-time augmentation: also detect on the left-right mirrored image and merge the
+    # candidates of both before NMS (twice the forward passes)
+    flip_test: bool = False
 
 
 class TrainConfig(Section):

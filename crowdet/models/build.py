@@ -73,7 +73,14 @@ def build_detector(cfg: Config) -> DenseDetector:
         norm=m.head.norm,
     )
     detector = DenseDetector(
-        backbone, neck, head, anchors, build_loss(cfg), build_postprocess(cfg), m.channels_last
+        backbone,
+        neck,
+        head,
+        anchors,
+        build_loss(cfg),
+        build_postprocess(cfg),
+        channels_last=m.channels_last,
+        flip_test=cfg.postprocess.flip_test,
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from crowdet.models.anchors import AnchorGenerator
+from crowdet.postprocess.decode import mirror_images
 from crowdet.structures import Batch, Detections
 
 
@@ -25,12 +26,14 @@ class DenseDetector(nn.Module):
         loss: Callable | None = None,
         postprocess: Callable | None = None,
         channels_last: bool = False,
+        flip_test: bool = False,
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
         self.anchors = anchors
         self.loss_fn, self.postprocess_fn = loss, postprocess
         self.channels_last = channels_last  # images are made NHWC on the way in
+        self.flip_test = flip_test  # predict also on the mirrored images (test-time augmentation)
 
     def forward(self, images: torch.Tensor):
         """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
@@ -52,7 +55,18 @@ class DenseDetector(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> list[Detections]:
+        """Detections per image; with flip_test the mirrored images are run too and their
+        candidates join the others before NMS."""
         cls_logits, box_deltas, priors = self(batch.images)
+        mirrored = None
+        if self.flip_test:
+            cls_m, deltas_m, _ = self(mirror_images(batch.images, batch.image_sizes))
+            mirrored = (cls_m.float(), deltas_m.float())
         return self.postprocess_fn(
-            cls_logits.float(), box_deltas.float(), priors, batch.image_sizes, batch.scales
+            cls_logits.float(),
+            box_deltas.float(),
+            priors,
+            batch.image_sizes,
+            batch.scales,
+            mirrored=mirrored,
         )

@@ -6,6 +6,8 @@ import torch
 
 from crowdet.config import load_config
 from crowdet.models.build import build_detector
+from crowdet.postprocess.decode import mirror_images
+from crowdet.structures import Batch
 
 
 def test_channels_last_gives_the_same_outputs_and_gradients():
@@ -27,3 +29,29 @@ def test_channels_last_gives_the_same_outputs_and_gradients():
     for (name, p), q in zip(plain.named_parameters(), nhwc.parameters()):
         scale = float(p.grad.abs().max())  # sums in another order: equal up to float rounding
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
+
+
+def test_flip_test_merges_the_mirrored_pass():
+    torch.manual_seed(0)
+    overrides = ["postprocess.flip_test=true", "postprocess.score_threshold=0.001"]
+    cfg = load_config("configs/tiny.yaml", [*overrides, "postprocess.max_dets=5000"])
+    model = build_detector(cfg).eval()
+    images = torch.randn(2, 3, 64, 96)
+    sizes = torch.tensor([[64, 96], [50, 70]])
+    batch = Batch(
+        images=images, image_sizes=sizes, boxes=torch.zeros(2, 0, 4),
+        valid=torch.zeros(2, 0, dtype=torch.bool), ignore=torch.zeros(2, 0, dtype=torch.bool),
+        scales=torch.ones(2), orig_sizes=sizes, image_ids=["a", "b"],
+    )  # fmt: skip
+    with torch.no_grad():
+        cls, deltas, priors = model(images)
+        cls_m, deltas_m, _ = model(mirror_images(images, sizes))
+    run = model.postprocess_fn  # the config's post-processing
+    want = run(cls, deltas, priors, sizes, torch.ones(2), mirrored=(cls_m, deltas_m))
+    plain = run(cls, deltas, priors, sizes, torch.ones(2))
+    got = model.predict(batch)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.boxes, w.boxes)
+        torch.testing.assert_close(g.scores, w.scores)
+    assert all(len(p.scores) > 0 for p in plain)
+    assert any(len(g.scores) != len(p.scores) for g, p in zip(got, plain))
