@@ -76,8 +76,9 @@ def batched_soft_nms(
     max_per_group > 0: only the best max_per_group boxes of each group are wanted. A live box
     whose score is already below the max_per_group-th best pick of its group can never rank
     higher (scores only fall), and nothing it could still decay ranks higher either, so it is
-    dropped at once: the best max_per_group of every group are exactly those of the full run,
-    in far fewer rounds. Boxes beyond them may be returned too."""
+    dropped at once: the best max_per_group of every group are exactly those of the full run, in
+    fewer rounds once a group has that many picks (never before). Boxes beyond them may be
+    returned too."""
     check_boxes(boxes, scores, idxs)
     if method not in METHODS:
         raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
@@ -94,7 +95,8 @@ def batched_soft_nms(
         factor = 1.0 - iou
     if max_per_group > 0:
         group_ids = torch.zeros_like(candidates) if groups is None else groups
-        cap = (torch.unique(group_ids, return_inverse=True)[1], max_per_group)
+        unique, group = torch.unique(group_ids, return_inverse=True)
+        cap = (group, len(unique), max_per_group)
     else:
         cap = None
     picked, final = _decay_rounds(
@@ -111,15 +113,15 @@ def _decay_rounds(
     second: torch.Tensor,
     factor: torch.Tensor,
     score_threshold: float,
-    cap: tuple[torch.Tensor, int] | None = None,
+    cap: tuple[torch.Tensor, int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the rounds described in the module docstring.
 
     score (n,) initial scores, all >= score_threshold; first, second (E,) int64 the pairs of
     overlapping boxes, first < second; factor (E,) the decay one box of a pair receives when the
-    other is picked; cap: (group (n,) int64 in 0..G-1, k) drops live boxes below the k-th best pick
-    of their group (see batched_soft_nms). Returns the picked positions (K,) int64, increasing, and
-    the final scores (n,).
+    other is picked; cap: (group (n,) int64 in 0..G-1, G, k) drops live boxes below the k-th best
+    pick of their group (see batched_soft_nms). Returns the picked positions (K,) int64,
+    increasing, and the final scores (n,).
     """
     score = score.clone()
     alive = torch.ones_like(score, dtype=torch.bool)
@@ -143,14 +145,13 @@ def _decay_rounds(
     return torch.nonzero(picked).flatten(), score
 
 
-def _kth_best_pick(score, picked, group, k):
+def _kth_best_pick(score, picked, group, num_groups, k):
     """Per group (G,): the k-th highest score among its picked boxes (-inf while it has fewer)."""
     idx = torch.nonzero(picked).flatten()
     s, g = score[idx], group[idx]
     order = torch.sort(s, descending=True, stable=True).indices
     order = order[torch.sort(g[order], stable=True).indices]  # by group, best first within
     s, g = s[order], g[order]
-    num_groups = int(group.max()) + 1 if len(group) else 0
     counts = torch.bincount(g, minlength=num_groups)
     rank = torch.arange(len(g), device=g.device) - (torch.cumsum(counts, 0) - counts)[g]
     kth = torch.full((num_groups,), float("-inf"), dtype=score.dtype, device=score.device)

@@ -41,8 +41,8 @@ def box_voting(
     mine = target >= 0  # ...for the end that was kept
     voter, target = voter[mine], target[mine]
     weights = scores[voter].to(boxes.dtype)
-    num = boxes[kept] * scores[kept, None]
-    num = num.index_add(0, target, boxes[voter] * weights[:, None])
-    den = scores[kept].to(boxes.dtype).index_add(0, target, weights)
+    own = scores[kept].to(boxes.dtype)  # the kept box votes for itself
+    num = (boxes[kept] * own[:, None]).index_add(0, target, boxes[voter] * weights[:, None])
+    den = own.index_add(0, target, weights)
     some = den[:, None] > 0  # all weights 0: the box stays as it was
     return torch.where(some, num / torch.where(some, den[:, None], 1.0), boxes[kept])
