@@ -26,6 +26,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_read.py
 	$(BIN)/python bench/bench_eval.py
+	$(BIN)/python bench/bench_nms.py
 	$(BIN)/python bench/bench_train.py
 
 clean:

@@ -1,29 +1,23 @@
 """Soft-NMS (Bodla et al., ICCV 2017): decay the scores of overlapping boxes instead of removing
 them.
 
-The textbook procedure picks the highest-scored box, decays every remaining box by f(IoU with
-the pick), drops the boxes whose score fell below ``score_threshold`` and repeats. Here the picks
-are made in rounds, all on the boxes' device:
-
-- A live box is picked in a round when it outranks every live box it overlaps (IoU > 0 for the
-  Gaussian decay, > ``iou_threshold`` for the linear one; higher score, then lower index).
-  Nothing can decay such a box any more: only its neighbours could, and they are all below it and
-  only go down. Two such boxes never overlap.
-- The picks of a round decay their live neighbours at once. Decays multiply, so the order in which
-  they are applied does not change the result (beyond float rounding).
-
-So every box ends with the same score as in the one-by-one procedure, and sorting the picks by
-(score descending, index ascending) gives its pick order. A round costs one pass over the
-overlapping pairs; crowds need as many rounds as their longest chain of overlapping boxes of
-decreasing score, usually far fewer than the number of boxes.
+The textbook procedure: pick the highest-scored live box (the lower index on ties), decay every
+other live box by f(IoU with the pick), drop the boxes whose score fell below
+``score_threshold``, repeat. It is run here for every group (an image, a class) at once: each
+group's boxes sit in one row of a padded (groups, width) score table, and step k makes the k-th
+pick of every row together (one argmax per row, one row of IoUs, one decay). So the steps number
+the picks of the busiest group, at most ``max_per_group`` when that is set, and each step costs
+O(groups x width) on the boxes' device. The picks come out in the one-by-one order, with the
+one-by-one scores.
 """
 
 from __future__ import annotations
 
 import torch
 
+from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
-from crowdet.postprocess.pairs import PAIR_BLOCK, check_boxes, overlap_pairs
+from crowdet.postprocess.pairs import check_boxes
 
 __all__ = ["batched_soft_nms", "soft_nms"]
 
@@ -53,9 +47,7 @@ def soft_nms(
         keep (K,) int64, the indices in the order they were picked, and new_scores (K,) their
         decayed scores (non-increasing), in the dtype of ``scores``.
     """
-    return batched_soft_nms(
-        boxes, scores, None, method, sigma, iou_threshold, score_threshold, PAIR_BLOCK
-    )
+    return batched_soft_nms(boxes, scores, None, method, sigma, iou_threshold, score_threshold)
 
 
 def batched_soft_nms(
@@ -66,19 +58,14 @@ def batched_soft_nms(
     sigma: float = 0.5,
     iou_threshold: float = 0.3,
     score_threshold: float = 0.001,
-    max_elements: int = PAIR_BLOCK,
     max_per_group: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`soft_nms` within each group of idxs (N,) int64 (an image, a class): boxes of different
     groups never decay each other. Returns (keep (K,), new_scores (K,)) over all groups, sorted
-    by decayed score (then index). ``max_elements`` bounds the IoU block built at once.
+    by decayed score (then index).
 
-    max_per_group > 0: only the best max_per_group boxes of each group are wanted. A live box
-    whose score is already below the max_per_group-th best pick of its group can never rank
-    higher (scores only fall), and nothing it could still decay ranks higher either, so it is
-    dropped at once: the best max_per_group of every group are exactly those of the full run, in
-    fewer rounds once a group has that many picks (never before). Boxes beyond them may be
-    returned too."""
+    max_per_group > 0: only the first max_per_group picks of each group are made (its best
+    max_per_group boxes, as picks come in order of decayed score)."""
     check_boxes(boxes, scores, idxs)
     if method not in METHODS:
         raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
@@ -86,75 +73,81 @@ def batched_soft_nms(
         raise ConfigError(f"soft-NMS sigma must be > 0, got {sigma}")
     work = scores.to(torch.promote_types(scores.dtype, torch.float32))
     candidates = torch.nonzero(work >= score_threshold).flatten()
-    groups = None if idxs is None else idxs[candidates]
-    min_iou = 0.0 if method == "gaussian" else iou_threshold
-    first, second, iou = overlap_pairs(boxes[candidates], min_iou, groups, max_elements)
+    if idxs is None:
+        group = torch.zeros_like(candidates)
+    else:
+        group = torch.unique(idxs[candidates], return_inverse=True)[1]
+    table = _GroupTable(group)
+    table_scores = table.fill(work[candidates], float("-inf"))
+    table_boxes = table.fill(boxes[candidates].to(work.dtype), 0.0)
+    decay = _decay_fn(method, sigma, iou_threshold)
+    steps = table.width if max_per_group <= 0 else min(table.width, max_per_group)
+    picks, picked_scores = _pick_steps(table_scores, table_boxes, decay, score_threshold, steps)
+    keep = table.fill(candidates, -1)[picks[:, 0], picks[:, 1]]
+    order = torch.sort(keep).indices  # index ascending, then score descending (stable)
+    order = order[torch.sort(picked_scores[order], descending=True, stable=True).indices]
+    return keep[order], picked_scores[order].to(scores.dtype)
+
+
+class _GroupTable:
+    """Places n items of groups (n,) int64 in 0..G-1 into a (G, width) table: one row per group,
+    the items of a group left to right in their order."""
+
+    def __init__(self, group: torch.Tensor):
+        num_groups = int(group.max()) + 1 if len(group) else 0
+        counts = torch.bincount(group, minlength=num_groups)
+        order = torch.sort(group, stable=True).indices
+        starts = torch.cumsum(counts, 0) - counts
+        self.row = group
+        self.col = torch.empty_like(group)
+        self.col[order] = torch.arange(len(group), device=group.device) - starts[group[order]]
+        self.shape = (num_groups, int(counts.max()) if len(group) else 0)
+        self.width = self.shape[1]
+
+    def fill(self, values: torch.Tensor, pad) -> torch.Tensor:
+        """values (n, ...) -> (G, width, ...) with `pad` in the empty cells."""
+        out = values.new_full(self.shape + tuple(values.shape[1:]), pad)
+        out[self.row, self.col] = values
+        return out
+
+
+def _decay_fn(method: str, sigma: float, iou_threshold: float):
     if method == "gaussian":
-        factor = torch.exp(-(iou * iou) / sigma)
-    else:
-        factor = 1.0 - iou
-    if max_per_group > 0:
-        group_ids = torch.zeros_like(candidates) if groups is None else groups
-        unique, group = torch.unique(group_ids, return_inverse=True)
-        cap = (group, len(unique), max_per_group)
-    else:
-        cap = None
-    picked, final = _decay_rounds(
-        work[candidates], first, second, factor.to(work.dtype), score_threshold, cap
-    )
-    order = torch.sort(final[picked], descending=True, stable=True).indices
-    keep = picked[order]
-    return candidates[keep], final[keep].to(scores.dtype)
+        return lambda iou: torch.exp(-(iou * iou) / sigma)
+    return lambda iou: torch.where(iou > iou_threshold, 1.0 - iou, torch.ones_like(iou))
 
 
-def _decay_rounds(
-    score: torch.Tensor,
-    first: torch.Tensor,
-    second: torch.Tensor,
-    factor: torch.Tensor,
-    score_threshold: float,
-    cap: tuple[torch.Tensor, int, int] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the rounds described in the module docstring.
+def _pick_steps(scores, boxes, decay, score_threshold: float, steps: int):
+    """The one-by-one procedure on every row of scores (G, W) (-inf = empty or dropped) and
+    boxes (G, W, 4) at once, for at most `steps` picks per row.
 
-    score (n,) initial scores, all >= score_threshold; first, second (E,) int64 the pairs of
-    overlapping boxes, first < second; factor (E,) the decay one box of a pair receives when the
-    other is picked; cap: (group (n,) int64 in 0..G-1, G, k) drops live boxes below the k-th best
-    pick of their group (see batched_soft_nms). Returns the picked positions (K,) int64,
-    increasing, and the final scores (n,).
-    """
-    score = score.clone()
-    alive = torch.ones_like(score, dtype=torch.bool)
-    picked = torch.zeros_like(alive)
-    while bool(alive.any()):
-        live = alive[first] & alive[second]
-        first, second, factor = first[live], second[live], factor[live]
-        # The lower index wins ties, and first < second.
-        first_wins = score[first] >= score[second]
-        beaten = torch.zeros_like(alive)
-        beaten[torch.where(first_wins, second, first)] = True
-        picks = alive & ~beaten
-        picked |= picks
-        alive &= ~picks
-        hit_second, hit_first = picks[first], picks[second]
-        score.scatter_reduce_(0, second[hit_second], factor[hit_second], reduce="prod")
-        score.scatter_reduce_(0, first[hit_first], factor[hit_first], reduce="prod")
-        alive &= score >= score_threshold
-        if cap is not None:
-            alive &= score >= _kth_best_pick(score, picked, *cap)[cap[0]]
-    return torch.nonzero(picked).flatten(), score
+    Returns picks (K, 2) int64 (row, column) and their scores (K,) at the time of the pick."""
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    scores = scores.clone()
+    corners = boxes.permute(2, 0, 1)  # (4, G, W): x1, y1, x2, y2 planes
+    areas = box_ops.area(boxes)
+    made = []
+    for _ in range(steps):
+        best, col = scores.max(dim=1)  # the first (lowest) column on ties
+        live = best >= score_threshold
+        if not bool(live.any()):
+            break
+        made.append((rows[live], col[live], best[live]))
+        scores[rows, col] = float("-inf")
+        scores.mul_(decay(_iou_with(corners, areas, rows, col)))
+        scores.masked_fill_(~(scores >= score_threshold), float("-inf"))  # below, or NaN
+    if not made:
+        empty = torch.zeros((0, 2), dtype=torch.long, device=scores.device)
+        return empty, scores.new_zeros(0)
+    row, col, best = (torch.cat(parts) for parts in zip(*made))
+    return torch.stack([row, col], 1), best
 
 
-def _kth_best_pick(score, picked, group, num_groups, k):
-    """Per group (G,): the k-th highest score among its picked boxes (-inf while it has fewer)."""
-    idx = torch.nonzero(picked).flatten()
-    s, g = score[idx], group[idx]
-    order = torch.sort(s, descending=True, stable=True).indices
-    order = order[torch.sort(g[order], stable=True).indices]  # by group, best first within
-    s, g = s[order], g[order]
-    counts = torch.bincount(g, minlength=num_groups)
-    rank = torch.arange(len(g), device=g.device) - (torch.cumsum(counts, 0) - counts)[g]
-    kth = torch.full((num_groups,), float("-inf"), dtype=score.dtype, device=score.device)
-    at_k = rank == k - 1
-    kth[g[at_k]] = s[at_k]
-    return kth
+def _iou_with(corners, areas, rows, col):
+    """IoU (G, W) of every row's box at `col` with each box of its row; the arithmetic of
+    crowdet.boxes.iou."""
+    pick = corners[:, rows, col][:, :, None]  # (4, G, 1)
+    w = (torch.minimum(pick[2], corners[2]) - torch.maximum(pick[0], corners[0])).clamp(min=0)
+    h = (torch.minimum(pick[3], corners[3]) - torch.maximum(pick[1], corners[1])).clamp(min=0)
+    inter = w * h
+    return inter / (areas[rows, col][:, None] + areas - inter + box_ops.EPS)
