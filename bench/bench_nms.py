@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     same = sorted(keep.tolist()) == sorted(cv_keep)
     print(f"{len(boxes)} candidates in {args.images} images, {len(keep)} kept by Soft-NMS")
     print(f"crowdet batched Soft-NMS   {t_soft:8.3f} s")
-    print(f"OpenCV Soft-NMS per image  {t_cv:8.3f} s  ({t_cv / t_soft:.1f}x crowdet's time)")
-    print(f"hard NMS (torchvision)     {t_hard:8.3f} s  ({t_soft / t_hard:.1f}x faster than crowdet)")
+    print(f"OpenCV Soft-NMS per image  {t_cv:8.3f} s  ({t_cv / t_soft:.2f}x crowdet's time)")
+    print(f"hard NMS (torchvision)     {t_hard:8.3f} s  ({t_hard / t_soft:.2f}x crowdet's time)")
     print(f"same kept boxes as OpenCV: {same}")
     return 0 if same else 1
 

@@ -116,7 +116,7 @@ class LossConfig(Section):
 
 class PostprocessConfig(Section):
     score_threshold: float = 0.05  # detections below are dropped before NMS
-    pre_nms_topk: int = 1000  # best candidates per level kept before NMS
+    pre_nms_topk: int = 1000  # best candidates per image (and test-time pass) kept before NMS
     nms: Literal["hard", "soft"] = "hard"  # crowdet.postprocess
     iou_threshold: float = 0.5  # NMS IoU threshold
     soft_sigma: float = 0.5  # Gaussian Soft-NMS sigma
@@ -124,9 +124,11 @@ class PostprocessConfig(Section):
     # box voting: a kept box becomes the score-weighted mean of the candidates with IoU > vote_iou
     # around it (0 = off; keep it high in crowds, where neighbours overlap)
     vote_iou: float = Field(0.0, ge=0.0, lt=1.0)
-    # flip test-time augmentation: also detect on the left-right mirrored image and merge the
-    # candidates of both before NMS (twice the forward passes)
+    # test-time augmentation: detect on the input resized by each of test_scales (1.0 = as is)
+    # and, with flip_test, on each one mirrored left-right too; the candidates of all passes join
+    # before NMS (one forward pass per scale, twice that with flip_test)
     flip_test: bool = False
+    test_scales: list[Annotated[float, Field(gt=0.0, le=4.0)]] = Field([1.0], min_length=1)
 
 
 class TrainConfig(Section):

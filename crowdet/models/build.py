@@ -81,6 +81,8 @@ def build_detector(cfg: Config) -> DenseDetector:
         build_postprocess(cfg),
         channels_last=m.channels_last,
         flip_test=cfg.postprocess.flip_test,
+        test_scales=cfg.postprocess.test_scales,
+        size_divisor=cfg.data.size_divisor,
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 

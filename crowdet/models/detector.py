@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from crowdet.models.anchors import AnchorGenerator
-from crowdet.postprocess.decode import mirror_images
+from crowdet.postprocess.decode import PassOutput, mirror_images, resize_images
 from crowdet.structures import Batch, Detections
 
 
@@ -27,13 +27,18 @@ class DenseDetector(nn.Module):
         postprocess: Callable | None = None,
         channels_last: bool = False,
         flip_test: bool = False,
+        test_scales: tuple[float, ...] = (1.0,),
+        size_divisor: int = 32,
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
         self.anchors = anchors
         self.loss_fn, self.postprocess_fn = loss, postprocess
         self.channels_last = channels_last  # images are made NHWC on the way in
-        self.flip_test = flip_test  # predict also on the mirrored images (test-time augmentation)
+        # test-time augmentation: predict on the images resized by each of test_scales, each
+        # also mirrored with flip_test; resized inputs are padded to a multiple of size_divisor
+        self.flip_test, self.test_scales = flip_test, tuple(test_scales)
+        self.size_divisor = size_divisor
 
     def forward(self, images: torch.Tensor):
         """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
@@ -55,18 +60,19 @@ class DenseDetector(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> list[Detections]:
-        """Detections per image; with flip_test the mirrored images are run too and their
-        candidates join the others before NMS."""
-        cls_logits, box_deltas, priors = self(batch.images)
-        mirrored = None
-        if self.flip_test:
-            cls_m, deltas_m, _ = self(mirror_images(batch.images, batch.image_sizes))
-            mirrored = (cls_m.float(), deltas_m.float())
-        return self.postprocess_fn(
-            cls_logits.float(),
-            box_deltas.float(),
-            priors,
-            batch.image_sizes,
-            batch.scales,
-            mirrored=mirrored,
-        )
+        """Detections per image; with test-time augmentation (test_scales, flip_test) every pass's
+        candidates join before NMS."""
+        passes = []
+        for scale in self.test_scales:
+            images, sizes, resize = resize_images(
+                batch.images, batch.image_sizes, scale, self.size_divisor
+            )
+            for mirrored in (False, True) if self.flip_test else (False,):
+                x = mirror_images(images, sizes) if mirrored else images
+                cls_logits, box_deltas, priors = self(x)
+                passes.append(
+                    PassOutput(
+                        cls_logits.float(), box_deltas.float(), priors, sizes, resize, mirrored
+                    )
+                )
+        return self.postprocess_fn(passes, batch.scales)

@@ -24,10 +24,10 @@ def overlap_pairs(
 
     Returns first (E,) int64, second (E,) int64 with first < second, and their IoU (E,) float
     (the formula of ``crowdet.boxes.iou``), in no particular order. A sweep along x only looks at
-    the pairs whose x-ranges overlap, at most about max_elements of them at a time.
+    the pairs that can reach min_iou (`_sweep_keys`), at most about max_elements at a time.
     """
     boxes = boxes.to(torch.promote_types(boxes.dtype, torch.float32))
-    x1, x2 = _sweep_keys(boxes, groups)
+    x1, x2 = _sweep_keys(boxes, groups, min_iou)
     order = torch.sort(x1, stable=True).indices
     sorted_boxes = boxes[order]
     # Boxes after position p in x1 order that start before box p ends: x-ranges that overlap.
@@ -53,10 +53,16 @@ def overlap_pairs(
     return torch.cat(firsts), torch.cat(seconds), torch.cat(ious)
 
 
-def _sweep_keys(boxes: torch.Tensor, groups: torch.Tensor | None):
-    """x1, x2 (N,) float64 of the sweep: each group shifted right of the previous one, so boxes of
-    different groups (images of a batch) never become candidate pairs."""
+def _sweep_keys(boxes: torch.Tensor, groups: torch.Tensor | None, min_iou: float = 0.0):
+    """x1, reach (N,) float64 of the sweep: a box b after a in x1 order can have IoU > min_iou
+    with a only when x1_b < reach_a. Each group is shifted right of the previous one, so boxes of
+    different groups (images of a batch) never become candidate pairs.
+
+    reach = x1 + (1 - min_iou) w: IoU > t needs the intersection (iw x ih, ih <= h_a) to exceed
+    t w_a h_a, so iw > t w_a, and iw <= x2_a - x1_b. A margin of 0.1 % of w covers rounding."""
     x1, x2 = boxes[:, 0].double(), boxes[:, 2].double()
+    if min_iou > 0:
+        x2 = x1 + (x2 - x1) * min(1.0, (1.0 - min_iou) * 1.001 + 1e-9)
     if groups is None or len(boxes) == 0:
         return x1, x2
     rank = torch.unique(groups, return_inverse=True)[1].double()

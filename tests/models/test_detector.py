@@ -6,7 +6,7 @@ import torch
 
 from crowdet.config import load_config
 from crowdet.models.build import build_detector
-from crowdet.postprocess.decode import mirror_images
+from crowdet.postprocess.decode import PassOutput, mirror_images
 from crowdet.structures import Batch
 
 
@@ -31,11 +31,11 @@ def test_channels_last_gives_the_same_outputs_and_gradients():
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-def test_flip_test_merges_the_mirrored_pass():
+def test_test_time_passes_merge_before_nms():
     torch.manual_seed(0)
     overrides = ["postprocess.flip_test=true", "postprocess.score_threshold=0.001"]
-    cfg = load_config("configs/tiny.yaml", [*overrides, "postprocess.max_dets=5000"])
-    model = build_detector(cfg).eval()
+    overrides += ["postprocess.test_scales=[1.0, 1.5]", "postprocess.max_dets=5000"]
+    model = build_detector(load_config("configs/tiny.yaml", overrides)).eval()
     images = torch.randn(2, 3, 64, 96)
     sizes = torch.tensor([[64, 96], [50, 70]])
     batch = Batch(
@@ -43,12 +43,18 @@ def test_flip_test_merges_the_mirrored_pass():
         valid=torch.zeros(2, 0, dtype=torch.bool), ignore=torch.zeros(2, 0, dtype=torch.bool),
         scales=torch.ones(2), orig_sizes=sizes, image_ids=["a", "b"],
     )  # fmt: skip
+    big = torch.nn.functional.interpolate(images, size=(96, 144), mode="bilinear")
+    big = torch.nn.functional.pad(big, (0, 16))  # to a multiple of 32: 160
+    big_sizes = torch.tensor([[96, 144], [75, 105]])
+    passes = []
     with torch.no_grad():
-        cls, deltas, priors = model(images)
-        cls_m, deltas_m, _ = model(mirror_images(images, sizes))
+        for x, s, resize in ((images, sizes, (1.0, 1.0)), (big, big_sizes, (1.5, 1.5))):
+            for mirrored in (False, True):
+                out = model(mirror_images(x, s) if mirrored else x)
+                passes.append(PassOutput(*out, s, resize, mirrored))
     run = model.postprocess_fn  # the config's post-processing
-    want = run(cls, deltas, priors, sizes, torch.ones(2), mirrored=(cls_m, deltas_m))
-    plain = run(cls, deltas, priors, sizes, torch.ones(2))
+    want = run(passes, torch.ones(2))
+    plain = run(passes[:1], torch.ones(2))
     got = model.predict(batch)
     for g, w in zip(got, want):
         torch.testing.assert_close(g.boxes, w.boxes)

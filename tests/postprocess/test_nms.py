@@ -191,3 +191,38 @@ def test_overlap_pairs_lists_every_overlapping_pair_once(max_elements):
                     expected[(a, b)] = full[a][b]
         assert found.keys() == expected.keys()
         assert found == expected  # the very values of crowdet.boxes.iou
+
+
+@pytest.mark.parametrize("min_iou", [0.5, 0.85, 0.95])
+def test_overlap_pairs_high_thresholds_miss_no_near_duplicate(min_iou):
+    # near-duplicates on an integer grid: many pairs with IoU just above / at / below min_iou,
+    # the ones the narrowed sweep (x1_b < x1_a + (1 - min_iou) w_a) must still find
+    rng = np.random.default_rng(int(min_iou * 100))
+    base = rng.integers(0, 200, (30, 2)).repeat(8, 0)
+    size = rng.integers(4, 60, (30, 2)).repeat(8, 0)
+    # plus the tightest case: b inside a, right-aligned, its width just above / below
+    # min_iou * w_a, so x1_b sits at the very end of the sweep's reach x1_a + (1 - min_iou) w_a
+    cuts = torch.tensor([-0.5, -0.1, -0.01, 0.0, 0.01, 0.1])
+    for offset in (0.0, 1000.0):
+        x1 = offset + (1 - min_iou) * 100 + cuts
+        tight = torch.stack(
+            [x1, torch.zeros(6), torch.full((6,), offset + 100), torch.full((6,), 50.0)], 1
+        )
+        a = torch.tensor([[offset, 0.0, offset + 100, 50]])
+        pairs = overlap_pairs(torch.cat([a, tight]), min_iou)[:2]
+        ious = box_ops.iou(a, tight)[0]
+        want = {(0, j + 1) for j in range(6) if ious[j] > min_iou}
+        assert set(zip(*(t.tolist() for t in pairs))) >= want and len(want) >= 2
+    jitter = 3 if min_iou < 0.9 else 1
+    x1y1 = base + rng.integers(-jitter, jitter + 1, base.shape)
+    wh = size + rng.integers(-jitter, jitter + 1, size.shape)
+    boxes = torch.tensor(np.concatenate([x1y1, x1y1 + wh], 1), dtype=torch.float32)
+    groups = torch.tensor(rng.integers(0, 2, len(boxes)))
+    first, second, iou = overlap_pairs(boxes, min_iou, groups, max_elements=97)
+    found = set(zip(first.tolist(), second.tolist()))
+    full = box_ops.iou(boxes, boxes)
+    same = groups[:, None] == groups[None, :]
+    upper = torch.ones_like(same).triu(1)
+    expected = torch.nonzero((full > min_iou) & same & upper).tolist()
+    assert found == {tuple(p) for p in expected}
+    assert len(expected) > 20  # the case has near-duplicates to find

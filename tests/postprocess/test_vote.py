@@ -11,7 +11,7 @@ from strategies import detections
 
 from crowdet import boxes as box_ops
 from crowdet.postprocess import batched_nms
-from crowdet.postprocess.decode import postprocess
+from crowdet.postprocess.decode import PassOutput, postprocess
 from crowdet.postprocess.vote import box_voting
 
 
@@ -94,7 +94,7 @@ def test_pipeline_votes_only_when_asked():
     priors = torch.tensor([[10.0, 10, 30, 60], [10.0, 12, 30, 62]])
     logits = torch.tensor([[[2.0], [1.0]]])
     deltas = torch.zeros(1, 2, 4)
-    args = (logits, deltas, priors, torch.tensor([[100, 100]]), torch.tensor([1.0]))
+    args = ([PassOutput(logits, deltas, priors, torch.tensor([[100, 100]]))], torch.tensor([1.0]))
     plain = postprocess(*args, nms="hard", iou_threshold=0.5)[0]
     voted = postprocess(*args, nms="hard", iou_threshold=0.5, vote_iou=0.8)[0]
     s0, s1 = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(1.0))
