@@ -151,6 +151,9 @@ class TrainConfig(Section):
     eval_interval: int = 0  # steps between validations (0 = only at the end)
     checkpoint_interval: int = 500  # steps between checkpoints
     time_limit: float = 0.0  # seconds; stop training early when reached (0 = none)
+    # seconds of training to plan for (0 = off): from the pace of the steps so far the schedule
+    # is fitted to end when this time is spent, at most max_iters steps (like ultralytics' time=)
+    time_budget: float = Field(0.0, ge=0.0)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch default)
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops

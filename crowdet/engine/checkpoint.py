@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = (
     "train.max_iters",
     "train.time_limit",
+    "train.time_budget",
     "train.threads",
     "train.device",
     "train.log_interval",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -45,14 +46,16 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of cfg.lr at optimizer step `step` (0-based)."""
+def lr_factor(step: int, cfg: TrainConfig, max_iters: int | None = None) -> float:
+    """Multiplier of cfg.lr at optimizer step `step` (0-based) of a schedule of max_iters steps
+    (default cfg.max_iters)."""
+    max_iters = cfg.max_iters if max_iters is None else max_iters
     if step < cfg.warmup_iters:
         alpha = step / max(1, cfg.warmup_iters)
         warm = cfg.warmup_factor * (1 - alpha) + alpha
     else:
         warm = 1.0
-    t = min(step / max(1, cfg.max_iters), 1.0)
+    t = min(step / max(1, max_iters), 1.0)
     if cfg.schedule == "cosine":
         floor = cfg.min_lr_ratio
         main = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
@@ -63,5 +66,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm * main
 
 
-def build_scheduler(optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+def build_scheduler(
+    optimizer, cfg: TrainConfig, horizon: Callable[[], int] | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR of `lr_factor`; horizon() gives the schedule's length at each step (default
+    cfg.max_iters; a time-budgeted run plans it as it goes)."""
+    if horizon is None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg, horizon())
+    )

@@ -45,6 +45,8 @@ from crowdet.models.build import build_detector, build_loss
 
 log = logging.getLogger("crowdet.train")
 
+PLAN_EVERY = 20  # steps between re-plans of a time-budgeted schedule (train.time_budget)
+
 __all__ = ["Trainer", "next_run_dir", "resolve_device"]
 
 
@@ -85,6 +87,9 @@ class Trainer:
             torch.set_num_threads(t.threads)
         seed_everything(t.seed, t.deterministic)
         self.device = device or resolve_device(t.device, self.dist.local_rank)
+        # the schedule's length: train.max_iters, or what fits in train.time_budget
+        self.max_iters, self.train_seconds = t.max_iters, 0.0
+        self.clock = time.perf_counter  # what train_seconds and the plan's pace are measured by
         self._build_data()
         self._build_model()
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -129,7 +134,7 @@ class Trainer:
         if lr != t.lr:
             log.info("learning rate %.3g scaled linearly to %.3g (total batch)", t.lr, lr)
         self.optimizer = build_optimizer(self.model, t, lr)
-        self.scheduler = build_scheduler(self.optimizer, t)
+        self.scheduler = build_scheduler(self.optimizer, t, lambda: self.max_iters)
         if t.compile:
             self.model.compile()
         forward = LossForward(self.model)
@@ -147,6 +152,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "iter": self.iter,
+            "max_iters": self.max_iters,
+            "train_seconds": self.train_seconds,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "sampler": {"seed": t.seed, "batch_size": t.batch_size, "world": self.dist.world},
@@ -190,6 +197,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(state.get("ema", state["model"]), state.get("ema_updates", 0))
         self.iter, self.epoch = state["iter"], state["epoch"]
+        self.train_seconds = state.get("train_seconds", 0.0)
+        t = self.cfg.train
+        if t.time_budget:  # the plan goes on from where it was (within a changed max_iters)
+            self.max_iters = min(state.get("max_iters", t.max_iters), t.max_iters)
         old_world = state.get("sampler", {}).get("world", 1)
         self.batch_in_epoch = D.resume_position(state["batch_in_epoch"], old_world, self.dist.world)
         self.best_mr = state["best_mr"]
@@ -207,7 +218,8 @@ class Trainer:
         self.stop_signal = signum
 
     def train(self, final_eval: bool = True) -> dict | None:
-        """Train to train.max_iters (or a stop); -> the final validation metrics, None when
+        """Train to train.max_iters, or for train.time_budget seconds, (or a stop); -> the final
+        validation metrics, None when
         stopped by a signal (last.pt then holds the exact position to resume from)."""
         try:
             with catch_stop_signals(self._on_signal):
@@ -226,21 +238,45 @@ class Trainer:
             self.logger.close()
 
     def _loop(self) -> None:
-        t = self.cfg.train
         self.model.train()
         self.stats = StepStats(time.perf_counter(), self.iter)
+        self.session = (self.clock(), self.iter, self.train_seconds)  # start, iter, seconds
         # a bar on rank 0 only; progress=None: only when the output is a terminal
         disable = not self.is_main or (None if self.progress is None else not self.progress)
-        bar = tqdm(total=t.max_iters, initial=self.iter, desc="train", disable=disable)
+        bar = tqdm(total=self.max_iters, initial=self.iter, desc="train", disable=disable)
         stream = self._micro_batches()
         try:
-            while self.iter < t.max_iters and not self._agree_to_stop():
+            while self.iter < self.max_iters and not self._agree_to_stop():
                 self._step(stream)
+                self.train_seconds = self.session[2] + self.clock() - self.session[0]
+                if self._plan() and bar.total != self.max_iters:
+                    bar.total = self.max_iters
+                    bar.refresh()
                 bar.update(1)
                 self._periodic()
         finally:
             stream.close()
             bar.close()
+
+    def _plan(self) -> bool:
+        """With train.time_budget, every PLAN_EVERY steps: fit the schedule's length to the
+        budget from this session's pace (periodic validation and checkpoints included), within
+        train.max_iters; the same length on every rank. -> whether it was re-planned."""
+        t = self.cfg.train
+        start, start_iter, _ = self.session
+        done = self.iter - start_iter
+        if not t.time_budget or done < PLAN_EVERY or self.iter % PLAN_EVERY:
+            return False
+        pace = (self.clock() - start) / done
+        fit = self.iter + int((t.time_budget - self.train_seconds) / pace)
+        first = done == PLAN_EVERY
+        self.max_iters = broadcast_object(max(self.iter, min(t.max_iters, fit)))
+        if first:
+            log.info(
+                "train.time_budget=%gs: %.3f s per step, planning %d steps",
+                t.time_budget, pace, self.max_iters,
+            )  # fmt: skip
+        return True
 
     def _agree_to_stop(self) -> bool:
         """Whether to stop now, the same answer on every rank: a signal or the time limit seen
@@ -361,13 +397,14 @@ class Trainer:
     def _periodic(self) -> None:
         t = self.cfg.train
         if self.iter % t.log_interval == 0 or self.iter == 1:
-            timing = self.stats.flush(self.iter, t.max_iters)
+            timing = self.stats.flush(self.iter, self.max_iters)
             if timing is not None:
                 timing["mem"] = peak_memory_mb(self.device)
-                self.logger.step(self.iter, t.max_iters, timing.pop("losses"), self._lr(), timing)
+                losses = timing.pop("losses")
+                self.logger.step(self.iter, self.max_iters, losses, self._lr(), timing)
         if t.checkpoint_interval and self.iter % t.checkpoint_interval == 0:
             self.save()
-        if t.eval_interval and self.iter % t.eval_interval == 0 and self.iter < t.max_iters:
+        if t.eval_interval and self.iter % t.eval_interval == 0 and self.iter < self.max_iters:
             self.validate()
 
     def _lr(self) -> float:
