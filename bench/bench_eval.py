@@ -14,24 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluate"))
 
 from eval_scenes import random_set  # noqa: E402
 from reference_crowdhuman import reference_metrics  # noqa: E402
+from timing import best_of  # noqa: E402
 
 from crowdet.evaluate import evaluate  # noqa: E402
-
-
-def _timed(fn, repeat: int = 1):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(int(r.ignore.sum()) for r in gt)} ignore regions, {num_dets} detections"
     )  # noqa: E501
 
-    fast, t_fast = _timed(lambda: evaluate(gt, dets, coco=False), repeat=3)
+    fast, t_fast = best_of(lambda: evaluate(gt, dets, coco=False), repeat=3)
     print(
         f"crowdet AP+MR+JI: {t_fast:.2f} s (best of 3)  "
         f"AP {100 * fast.AP:.2f}  MR^-2 {100 * fast.MR:.2f}  JI {100 * fast.JI:.2f}"
@@ -57,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.coco:
         from crowdet.evaluate.coco import coco_metrics
 
-        coco, t_coco = _timed(lambda: coco_metrics(gt, dets))
+        coco, t_coco = best_of(lambda: coco_metrics(gt, dets))
         print(f"COCO metrics (faster-coco-eval): {t_coco:.2f} s  AP {100 * coco['AP']:.2f}")
 
     n = min(args.reference_images, len(gt))
     sub_gt = gt[:n]
     sub_dets = {r.image_id: dets[r.image_id] for r in sub_gt if r.image_id in dets}
-    ref, t_ref = _timed(lambda: reference_metrics(sub_gt, sub_dets))
-    mine, t_sub = _timed(lambda: evaluate(sub_gt, sub_dets, coco=False))
+    ref, t_ref = best_of(lambda: reference_metrics(sub_gt, sub_dets))
+    mine, t_sub = best_of(lambda: evaluate(sub_gt, sub_dets, coco=False))
     t_ref_all = t_ref * len(gt) / n
     print(
         f"reference on the first {n} images: {t_ref:.2f} s "

@@ -12,11 +12,11 @@ the integer boxes and crowdet the same integer boxes; the kept sets are compared
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
 import torch
+from timing import best_of
 from torchvision.ops import batched_nms
 
 from crowdet.postprocess import batched_soft_nms
@@ -55,15 +55,6 @@ def opencv_per_image(boxes, scores, img, sigma, threshold):
     return kept
 
 
-def _timed(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, best
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=16)
@@ -74,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     boxes, scores, img = crowd_batch(args.images, args.people, args.per_person, args.seed)
     sigma, threshold = 0.5, 0.001
-    (keep, _), t_soft = _timed(
+    (keep, _), t_soft = best_of(
         lambda: batched_soft_nms(boxes, scores, img, sigma=sigma, score_threshold=threshold),
         args.repeat,
     )
-    cv_keep, t_cv = _timed(lambda: opencv_per_image(boxes, scores, img, sigma, threshold), 1)
-    _, t_hard = _timed(lambda: batched_nms(boxes, scores, img, 0.5), args.repeat)
+    cv_keep, t_cv = best_of(lambda: opencv_per_image(boxes, scores, img, sigma, threshold), 1)
+    _, t_hard = best_of(lambda: batched_nms(boxes, scores, img, 0.5), args.repeat)
     same = sorted(keep.tolist()) == sorted(cv_keep)
     print(f"{len(boxes)} candidates in {args.images} images, {len(keep)} kept by Soft-NMS")
     print(f"crowdet batched Soft-NMS   {t_soft:8.3f} s")
