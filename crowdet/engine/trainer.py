@@ -90,6 +90,7 @@ class Trainer:
         # the schedule's length: train.max_iters, or what fits in train.time_budget
         self.max_iters, self.train_seconds = t.max_iters, 0.0
         self.clock = time.perf_counter  # what train_seconds and the plan's pace are measured by
+        self.session, self.plans = (0.0, 0, 0.0), 0  # set by each call of train()
         self._build_data()
         self._build_model()
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -218,9 +219,9 @@ class Trainer:
         self.stop_signal = signum
 
     def train(self, final_eval: bool = True) -> dict | None:
-        """Train to train.max_iters, or for train.time_budget seconds, (or a stop); -> the final
-        validation metrics, None when
-        stopped by a signal (last.pt then holds the exact position to resume from)."""
+        """Train to train.max_iters, or for about train.time_budget seconds, or to a stop; -> the
+        final validation metrics, None when stopped by a signal (last.pt then holds the exact
+        position to resume from)."""
         try:
             with catch_stop_signals(self._on_signal):
                 self._loop()
@@ -241,6 +242,7 @@ class Trainer:
         self.model.train()
         self.stats = StepStats(time.perf_counter(), self.iter)
         self.session = (self.clock(), self.iter, self.train_seconds)  # start, iter, seconds
+        self.plans = 0  # of this session
         # a bar on rank 0 only; progress=None: only when the output is a terminal
         disable = not self.is_main or (None if self.progress is None else not self.progress)
         bar = tqdm(total=self.max_iters, initial=self.iter, desc="train", disable=disable)
@@ -269,9 +271,9 @@ class Trainer:
             return False
         pace = (self.clock() - start) / done
         fit = self.iter + int((t.time_budget - self.train_seconds) / pace)
-        first = done == PLAN_EVERY
         self.max_iters = broadcast_object(max(self.iter, min(t.max_iters, fit)))
-        if first:
+        self.plans += 1
+        if self.plans == 1:
             log.info(
                 "train.time_budget=%gs: %.3f s per step, planning %d steps",
                 t.time_budget, pace, self.max_iters,
