@@ -25,6 +25,7 @@ from tqdm import tqdm
 from crowdet.config import Config, config_to_dict, dump_config
 from crowdet.engine import amp
 from crowdet.engine import data as D
+from crowdet.engine.budget import TimeBudget
 from crowdet.engine.checkpoint import changed_keys, load_with_fallback, save_checkpoint
 from crowdet.engine.dist import (
     DistInfo,
@@ -44,8 +45,6 @@ from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector, build_loss
 
 log = logging.getLogger("crowdet.train")
-
-PLAN_EVERY = 20  # steps between re-plans of a time-budgeted schedule (train.time_budget)
 
 __all__ = ["Trainer", "next_run_dir", "resolve_device"]
 
@@ -88,9 +87,7 @@ class Trainer:
         seed_everything(t.seed, t.deterministic)
         self.device = device or resolve_device(t.device, self.dist.local_rank)
         # the schedule's length: train.max_iters, or what fits in train.time_budget
-        self.max_iters, self.train_seconds = t.max_iters, 0.0
-        self.clock = time.perf_counter  # what train_seconds and the plan's pace are measured by
-        self.session, self.plans = (0.0, 0, 0.0), 0  # set by each call of train()
+        self.budget = TimeBudget(t.time_budget, t.max_iters, agree=broadcast_object)
         self._build_data()
         self._build_model()
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -135,7 +132,7 @@ class Trainer:
         if lr != t.lr:
             log.info("learning rate %.3g scaled linearly to %.3g (total batch)", t.lr, lr)
         self.optimizer = build_optimizer(self.model, t, lr)
-        self.scheduler = build_scheduler(self.optimizer, t, lambda: self.max_iters)
+        self.scheduler = build_scheduler(self.optimizer, t, lambda: self.budget.max_iters)
         if t.compile:
             self.model.compile()
         forward = LossForward(self.model)
@@ -153,8 +150,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "iter": self.iter,
-            "max_iters": self.max_iters,
-            "train_seconds": self.train_seconds,
+            **self.budget.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "sampler": {"seed": t.seed, "batch_size": t.batch_size, "world": self.dist.world},
@@ -198,10 +194,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(state.get("ema", state["model"]), state.get("ema_updates", 0))
         self.iter, self.epoch = state["iter"], state["epoch"]
-        self.train_seconds = state.get("train_seconds", 0.0)
-        t = self.cfg.train
-        if t.time_budget:  # the plan goes on from where it was (within a changed max_iters)
-            self.max_iters = min(state.get("max_iters", t.max_iters), t.max_iters)
+        self.budget.load_state_dict(state)
         old_world = state.get("sampler", {}).get("world", 1)
         self.batch_in_epoch = D.resume_position(state["batch_in_epoch"], old_world, self.dist.world)
         self.best_mr = state["best_mr"]
@@ -241,8 +234,7 @@ class Trainer:
     def _loop(self) -> None:
         self.model.train()
         self.stats = StepStats(time.perf_counter(), self.iter)
-        self.session = (self.clock(), self.iter, self.train_seconds)  # start, iter, seconds
-        self.plans = 0  # of this session
+        self.budget.start(self.iter)
         # a bar on rank 0 only; progress=None: only when the output is a terminal
         disable = not self.is_main or (None if self.progress is None else not self.progress)
         bar = tqdm(total=self.max_iters, initial=self.iter, desc="train", disable=disable)
@@ -250,8 +242,7 @@ class Trainer:
         try:
             while self.iter < self.max_iters and not self._agree_to_stop():
                 self._step(stream)
-                self.train_seconds = self.session[2] + self.clock() - self.session[0]
-                if self._plan() and bar.total != self.max_iters:
+                if self.budget.after_step(self.iter) and bar.total != self.max_iters:
                     bar.total = self.max_iters
                     bar.refresh()
                 bar.update(1)
@@ -259,26 +250,6 @@ class Trainer:
         finally:
             stream.close()
             bar.close()
-
-    def _plan(self) -> bool:
-        """With train.time_budget, every PLAN_EVERY steps: fit the schedule's length to the
-        budget from this session's pace (periodic validation and checkpoints included), within
-        train.max_iters; the same length on every rank. -> whether it was re-planned."""
-        t = self.cfg.train
-        start, start_iter, _ = self.session
-        done = self.iter - start_iter
-        if not t.time_budget or done < PLAN_EVERY or self.iter % PLAN_EVERY:
-            return False
-        pace = (self.clock() - start) / done
-        fit = self.iter + int((t.time_budget - self.train_seconds) / pace)
-        self.max_iters = broadcast_object(max(self.iter, min(t.max_iters, fit)))
-        self.plans += 1
-        if self.plans == 1:
-            log.info(
-                "train.time_budget=%gs: %.3f s per step, planning %d steps",
-                t.time_budget, pace, self.max_iters,
-            )  # fmt: skip
-        return True
 
     def _agree_to_stop(self) -> bool:
         """Whether to stop now, the same answer on every rank: a signal or the time limit seen
@@ -408,6 +379,11 @@ class Trainer:
             self.save()
         if t.eval_interval and self.iter % t.eval_interval == 0 and self.iter < self.max_iters:
             self.validate()
+
+    @property
+    def max_iters(self) -> int:
+        """The schedule's length: train.max_iters, or the steps planned for train.time_budget."""
+        return self.budget.max_iters
 
     def _lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]

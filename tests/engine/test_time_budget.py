@@ -6,8 +6,9 @@ import logging
 import pytest
 from engine_helpers import state_of, stop_after, tiny_config
 
+from crowdet.engine.budget import PLAN_EVERY
 from crowdet.engine.optim import lr_factor
-from crowdet.engine.trainer import PLAN_EVERY, Trainer
+from crowdet.engine.trainer import Trainer
 
 SECONDS_PER_STEP = 0.5
 
@@ -17,7 +18,7 @@ def budget_trainer(run, data, *extra, resume=False):
     trainer = Trainer(cfg, run, progress=False)
     if resume:
         trainer.resume(run / "last.pt")
-    trainer.clock = lambda: trainer.iter * SECONDS_PER_STEP
+    trainer.budget.clock = lambda: trainer.iter * SECONDS_PER_STEP
     return trainer
 
 
@@ -63,6 +64,6 @@ def test_a_resumed_budgeted_run_keeps_its_plan_and_its_clock(tmp_path, tiny_data
     assert (half["iter"], half["max_iters"], half["train_seconds"]) == (30, 60, 15.0)
     monkeypatch.undo()
     trainer = budget_trainer(tmp_path, tiny_data, *extra, resume=True)
-    assert (trainer.max_iters, trainer.train_seconds) == (60, 15.0)
+    assert (trainer.max_iters, trainer.budget.seconds) == (60, 15.0)
     trainer.train(final_eval=False)
-    assert trainer.iter == 60 and trainer.train_seconds == pytest.approx(30.0)
+    assert trainer.iter == 60 and trainer.budget.seconds == pytest.approx(30.0)
