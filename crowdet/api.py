@@ -28,9 +28,15 @@ class Detector:
         self._prep = CrowdDataset([], input_size=cfg.data.input_size, train=False)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Detector:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True
+    ) -> Detector:
+        """tta=False: one pass at the input size, whatever test-time augmentation the
+        checkpoint's config asks for (postprocess.test_scales, flip_test); faster on video."""
         state = load_checkpoint(path)
         cfg = config_from_dict(state["config"], f"{path} (config)")
+        if not tta:
+            cfg.postprocess.flip_test, cfg.postprocess.test_scales = False, [1.0]
         model = build_detector(cfg)
         model.load_state_dict(state.get("ema") or state["model"])
         return cls(model, cfg, device)

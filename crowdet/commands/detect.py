@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
     p.add_argument("--score", type=float, default=0.3, help="draw detections above this score")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument(
+        "--no-tta", action="store_true",
+        help="one pass at the input size, without the checkpoint config's test-time "
+        "augmentation (postprocess.test_scales, flip_test): several times faster",
+    )  # fmt: skip
 
 
 def expand(sources: list[Path]) -> list[Path]:
@@ -41,7 +46,7 @@ def run(args) -> int:
     from crowdet.api import Detector
     from crowdet.evaluate.detfile import write_crowdhuman_dets
 
-    det = Detector.from_checkpoint(args.checkpoint, args.device)
+    det = Detector.from_checkpoint(args.checkpoint, args.device, tta=not args.no_tta)
     args.out.mkdir(parents=True, exist_ok=True)
     results, sizes = {}, {}
     for path in expand(args.sources):

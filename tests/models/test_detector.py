@@ -61,3 +61,27 @@ def test_test_time_passes_merge_before_nms():
         torch.testing.assert_close(g.scores, w.scores)
     assert all(len(p.scores) > 0 for p in plain)
     assert any(len(g.scores) != len(p.scores) for g, p in zip(got, plain))
+
+
+def test_api_without_tta_runs_the_plain_pass(tmp_path):
+    from crowdet import Detector
+    from crowdet.config import config_to_dict
+
+    torch.manual_seed(0)
+    tta = ["postprocess.flip_test=true", "postprocess.test_scales=[1.0, 1.5]"]
+    cfg = load_config("configs/tiny.yaml", [*tta, "postprocess.score_threshold=0.001"])
+    model = build_detector(cfg)
+    torch.save({"config": config_to_dict(cfg), "model": model.state_dict()}, tmp_path / "m.pt")
+    full = Detector.from_checkpoint(tmp_path / "m.pt")
+    fast = Detector.from_checkpoint(tmp_path / "m.pt", tta=False)
+    assert full.model.flip_test and full.model.test_scales == (1.0, 1.5)
+    assert not fast.model.flip_test and fast.model.test_scales == (1.0,)
+    plain_cfg = load_config("configs/tiny.yaml", ["postprocess.score_threshold=0.001"])
+    plain = Detector(build_detector(plain_cfg), plain_cfg)
+    plain.model.load_state_dict(model.state_dict())
+    image = torch.randint(0, 255, (60, 80, 3), dtype=torch.uint8).numpy()
+    (b_fast, s_fast), (b_plain, s_plain) = fast(image), plain(image)
+    torch.testing.assert_close(b_fast, b_plain)
+    torch.testing.assert_close(s_fast, s_plain)
+    b_full = full(image)[0]  # the four passes find other boxes
+    assert b_full.shape != b_fast.shape or not torch.equal(b_full, b_fast)
