@@ -71,8 +71,7 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR of `lr_factor`; horizon() gives the schedule's length at each step (default
     cfg.max_iters; a time-budgeted run plans it as it goes)."""
-    if horizon is None:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+    horizon = horizon or (lambda: cfg.max_iters)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, cfg, horizon())
     )

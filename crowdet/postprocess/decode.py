@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
 from crowdet import boxes as B
+from crowdet.postprocess.groups import rank_in_group
 from crowdet.postprocess.vote import box_voting
 from crowdet.structures import Detections
 
@@ -141,10 +142,7 @@ def mirror_images(images: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tens
 
 
 def _cap_per_image(kept: torch.Tensor, img: torch.Tensor, max_dets: int) -> torch.Tensor:
-    """Keep the first `max_dets` entries of each image in `kept` (already sorted by score)."""
-    order = torch.sort(img, stable=True).indices
-    kept, img = kept[order], img[order]
-    counts = torch.bincount(img)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(img), device=img.device) - starts[img]
-    return kept[rank < max_dets]
+    """Keep the first `max_dets` entries of each image in `kept` (already sorted by score),
+    grouped by image."""
+    first = rank_in_group(img) < max_dets
+    return kept[first][torch.sort(img[first], stable=True).indices]

@@ -17,6 +17,7 @@ import torch
 
 from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
+from crowdet.postprocess.groups import GroupTable
 from crowdet.postprocess.pairs import check_boxes
 
 __all__ = ["batched_soft_nms", "soft_nms"]
@@ -77,7 +78,7 @@ def batched_soft_nms(
         group = torch.zeros_like(candidates)
     else:
         group = torch.unique(idxs[candidates], return_inverse=True)[1]
-    table = _GroupTable(group)
+    table = GroupTable(group)
     table_scores = table.fill(work[candidates], float("-inf"))
     table_boxes = table.fill(boxes[candidates].to(work.dtype), 0.0)
     decay = _decay_fn(method, sigma, iou_threshold)
@@ -87,28 +88,6 @@ def batched_soft_nms(
     order = torch.sort(keep).indices  # index ascending, then score descending (stable)
     order = order[torch.sort(picked_scores[order], descending=True, stable=True).indices]
     return keep[order], picked_scores[order].to(scores.dtype)
-
-
-class _GroupTable:
-    """Places n items of groups (n,) int64 in 0..G-1 into a (G, width) table: one row per group,
-    the items of a group left to right in their order."""
-
-    def __init__(self, group: torch.Tensor):
-        num_groups = int(group.max()) + 1 if len(group) else 0
-        counts = torch.bincount(group, minlength=num_groups)
-        order = torch.sort(group, stable=True).indices
-        starts = torch.cumsum(counts, 0) - counts
-        self.row = group
-        self.col = torch.empty_like(group)
-        self.col[order] = torch.arange(len(group), device=group.device) - starts[group[order]]
-        self.shape = (num_groups, int(counts.max()) if len(group) else 0)
-        self.width = self.shape[1]
-
-    def fill(self, values: torch.Tensor, pad) -> torch.Tensor:
-        """values (n, ...) -> (G, width, ...) with `pad` in the empty cells."""
-        out = values.new_full(self.shape + tuple(values.shape[1:]), pad)
-        out[self.row, self.col] = values
-        return out
 
 
 def _decay_fn(method: str, sigma: float, iou_threshold: float):
