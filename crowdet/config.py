@@ -154,6 +154,9 @@ class TrainConfig(Section):
     # seconds of training to plan for (0 = off): from the pace of the steps so far the schedule
     # is fitted to end when this time is spent, at most max_iters steps (like ultralytics' time=)
     time_budget: float = Field(0.0, ge=0.0)
+    # the fewest steps the recipe reaches its documented figures with: a time budget that plans
+    # fewer (a slow or busy machine) says so at the start (0 = no check)
+    budget_min_iters: int = Field(0, ge=0)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch default)
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops

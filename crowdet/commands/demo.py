@@ -57,8 +57,11 @@ def run(args) -> int:
     summary["train_iters"] = trainer.iter
     summary["train_images_per_s"] = round(trainer.iter * cfg.train.batch_size / train_time, 2)
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
+    summary["machine"] = machine_summary(trainer)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(format_table(result))
+    for line in machine_warnings(summary["machine"], cfg.train.budget_min_iters):
+        print(f"note: {line}")
     print(
         f"dataset ready in {data_time:.0f} s; trained {trainer.iter} steps x "
         f"{cfg.train.batch_size} images in {train_time:.0f} s ({summary['train_images_per_s']} "
@@ -68,6 +71,36 @@ def run(args) -> int:
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0
+
+
+def machine_summary(trainer) -> dict:
+    """The CPU, the precision it trained in, and what the machine check found."""
+    import torch
+
+    from crowdet.engine.hardware import cpu_info
+
+    cpu = cpu_info()
+    return {
+        "cpu": cpu.model, "cores": cpu.cores, "isa": cpu.isa, "native_bf16": cpu.bf16,
+        "precision": "fp32" if trainer.amp == "off" else trainer.amp,
+        "threads": torch.get_num_threads(), **trainer.budget.machine,
+    }  # fmt: skip
+
+
+def machine_warnings(machine: dict, min_iters: int) -> list[str]:
+    """Why these figures may be below the README's: a busy machine, too few steps."""
+    lines = []
+    if machine.get("busy"):
+        lines.append(
+            f"the machine was busy (this run got {machine['cpu_share']:.0%} of its cores): "
+            "other processes took training steps, and the figures are lower than on a quiet one"
+        )
+    if machine.get("short"):
+        lines.append(
+            f"the time budget fitted {machine['planned_iters']} steps, fewer than the {min_iters} "
+            "the demo recipe needs for the README's figures"
+        )
+    return lines
 
 
 def draw_predictions(trainer, dets, path: Path, num: int = 4) -> Path:

@@ -23,13 +23,10 @@ def cpu_bf16_supported() -> bool:
 
 def effective_mode(mode: str, device: torch.device) -> str:
     """`mode` ('off' | 'bf16' | 'fp16') on CUDA; on the CPU 'bf16' where the CPU runs it natively;
-    otherwise 'off' (fp32, with a warning)."""
+    otherwise 'off' (fp32; `hardware.precision_line` says why)."""
     if mode == "bf16" and device.type == "cpu" and cpu_bf16_supported():
         return mode
-    if mode != "off" and device.type != "cuda":
-        log.warning("train.amp=%s needs a CUDA device; training in fp32 on %s", mode, device)
-        return "off"
-    return mode
+    return mode if device.type == "cuda" else "off"
 
 
 def autocast(mode: str, device: torch.device):

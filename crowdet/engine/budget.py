@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from crowdet.engine.hardware import BUSY_SHARE, CpuShare, busy_line
+
 log = logging.getLogger("crowdet.train")
 
 PLAN_EVERY = 20  # steps between re-plans
@@ -19,7 +21,11 @@ class TimeBudget:
     step: it counts the time and, every PLAN_EVERY steps of the session, sets max_iters to the
     steps that fit in the time left at the session's pace (periodic validation and checkpoints
     included), within [iteration, cap]. `agree` makes every rank use the same length (DDP);
-    `clock` is what the time is measured by."""
+    `clock` is what the time is measured by.
+
+    At the session's first plan it also checks the machine: the share of its cores the run got
+    (`share`; a busy machine is said so), and whether the planned steps reach `min_iters`, the
+    fewest the recipe is known to need (0: no check). `machine` holds what was found."""
 
     def __init__(
         self,
@@ -27,13 +33,19 @@ class TimeBudget:
         cap: int,
         agree: Callable[[int], int] = lambda n: n,
         clock: Callable[[], float] = time.perf_counter,
+        min_iters: int = 0,
+        share: CpuShare | None = None,
     ):
         self.budget, self.cap, self.agree, self.clock = budget, cap, agree, clock
+        self.min_iters, self.share = min_iters, share
         self.max_iters, self.seconds = cap, 0.0
         self._session, self._plans = (0.0, 0, 0.0), 0  # (clock, iteration, seconds) at start
+        self.machine: dict = {}
 
     def start(self, iteration: int) -> None:
         self._session, self._plans = (self.clock(), iteration, self.seconds), 0
+        if self.share is not None:
+            self.share.start()
 
     def after_step(self, iteration: int) -> bool:
         """Count the time; re-plan when due -> whether max_iters was re-planned."""
@@ -41,7 +53,12 @@ class TimeBudget:
         now = self.clock()
         self.seconds = before + now - start
         done = iteration - first
-        if not self.budget or done < PLAN_EVERY or iteration % PLAN_EVERY:
+        if done < PLAN_EVERY or iteration % PLAN_EVERY:
+            return False
+        if not self.budget:
+            if not self._plans:
+                self._plans = 1
+                self._check_machine((now - start) / done)
             return False
         pace = (now - start) / done
         fit = iteration + int((self.budget - self.seconds) / pace)
@@ -52,7 +69,30 @@ class TimeBudget:
                 "train.time_budget=%gs: %.3f s per step, planning %d steps",
                 self.budget, pace, self.max_iters,
             )  # fmt: skip
+            self._check_machine(pace)
         return True
+
+    def _check_machine(self, pace: float) -> None:
+        """Say once per session when other processes slow the run, or when the time budget
+        cannot reach the recipe's minimum number of steps."""
+        m = {"step_seconds": round(pace, 4)}
+        if self.share is not None:
+            share = self.share.share()
+            m.update(cpu_share=round(share, 3), busy=share < BUSY_SHARE)
+            if m["busy"]:
+                log.warning(busy_line(share, self.share.threads))
+        if self.budget:
+            m["planned_iters"] = self.max_iters
+            if self.min_iters and self.max_iters < self.min_iters:
+                m["short"] = True
+                log.warning(
+                    "train.time_budget=%gs fits only %d steps at %.3f s per step, fewer than the "
+                    "%d this recipe needs for its documented figures (train.budget_min_iters): "
+                    "expect a lower AP and a higher MR^-2; a quiet machine or a longer "
+                    "train.time_budget gives the steps back",
+                    self.budget, self.max_iters, pace, self.min_iters,
+                )  # fmt: skip
+        self.machine = m
 
     def state_dict(self) -> dict:
         return {"max_iters": self.max_iters, "train_seconds": self.seconds}

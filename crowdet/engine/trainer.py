@@ -37,6 +37,7 @@ from crowdet.engine.dist import (
 )
 from crowdet.engine.ema import ModelEMA
 from crowdet.engine.evaluator import gather_detections, predict_loader, score_detections
+from crowdet.engine.hardware import CpuShare, cpu_info, precision_line
 from crowdet.engine.log import RunLogger, peak_memory_mb, prediction_pictures
 from crowdet.engine.optim import build_optimizer, build_scheduler, scaled_lr
 from crowdet.engine.state import rng_state, seed_everything, set_rng_state
@@ -87,7 +88,10 @@ class Trainer:
         seed_everything(t.seed, t.deterministic)
         self.device = device or resolve_device(t.device, self.dist.local_rank)
         # the schedule's length: train.max_iters, or what fits in train.time_budget
-        self.budget = TimeBudget(t.time_budget, t.max_iters, agree=broadcast_object)
+        self.budget = TimeBudget(
+            t.time_budget, t.max_iters, agree=broadcast_object, min_iters=t.budget_min_iters,
+            share=CpuShare(torch.get_num_threads()) if self.device.type == "cpu" else None,
+        )  # fmt: skip
         self._build_data()
         self._build_model()
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -127,6 +131,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.ema = ModelEMA(self.model, t.ema_decay) if t.ema else None
         self.amp = amp.effective_mode(t.amp, self.device)
+        if self.is_main:
+            log.info(precision_line(t.amp, self.amp, self.device, cpu_info()))
         self.scaler = amp.grad_scaler(self.amp, self.device)
         lr = scaled_lr(t, world)
         if lr != t.lr:

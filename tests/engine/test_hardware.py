@@ -1,0 +1,117 @@
+"""What the machine gives a run: the precision line names the real reason for fp32, the share of
+the cores a run got is measured from its CPU time, and a busy machine or a time budget too short
+for the recipe is said at the start."""
+
+import logging
+
+import pytest
+import torch
+from engine_helpers import tiny_config
+
+from crowdet.engine import hardware as H
+from crowdet.engine.budget import PLAN_EVERY, TimeBudget
+from crowdet.engine.trainer import Trainer
+
+CPU = torch.device("cpu")
+
+
+def cpu(bf16: bool, flags=()):
+    return H.CpuInfo("Test CPU", 2, "AVX512" if bf16 else "AVX2", bf16, frozenset(flags))
+
+
+def test_precision_line_names_the_missing_instructions_not_cuda(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    line = H.precision_line("bf16", "off", CPU, cpu(False, ["avx2", "fma"]))
+    assert "fp32" in line and "no native bf16 (no AVX512-BF16 or AMX" in line
+    assert "CUDA" not in line and "Test CPU, 2 cores, AVX2" in line
+    line = H.precision_line("bf16", "bf16", CPU, cpu(True, ["avx512_bf16"]))
+    assert "native bf16 (AVX512): training with bf16 autocast" in line
+    assert "train.amp=off" in H.precision_line("off", "off", CPU, cpu(True))
+    assert "needs a CUDA device" in H.precision_line("fp16", "off", CPU, cpu(True))
+
+
+def test_precision_line_names_an_isa_limit_on_a_bf16_cpu(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    line = H.precision_line("bf16", "off", CPU, cpu(False, ["avx512_bf16", "amx_bf16"]))
+    assert "ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN from its avx512_bf16/amx_bf16" in line
+
+
+def test_cpuinfo_fields_read_model_and_flags(tmp_path):
+    f = tmp_path / "cpuinfo"
+    f.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+    )
+    model, flags = H._cpuinfo_fields(f)
+    assert model == "AMD EPYC" and flags == {"fpu", "avx2", "fma"}
+    assert H._cpuinfo_fields(tmp_path / "missing") == ("", frozenset())
+
+
+def test_cpu_info_agrees_with_torch():
+    info = H.cpu_info()
+    assert info.isa == torch.backends.cpu.get_cpu_capability() and info.cores >= 1
+
+
+class FakeClocks:
+    """Wall and CPU clocks: each step takes `step` wall seconds and `cpu` CPU seconds."""
+
+    def __init__(self, step: float, cpu: float):
+        self.step, self.cpu, self.n = step, cpu, 0
+
+    def wall_now(self):
+        return self.n * self.step
+
+    def cpu_now(self):
+        return self.n * self.cpu
+
+
+def run_budget(clocks, threads=2, budget=100.0, min_iters=0, steps=PLAN_EVERY):
+    share = H.CpuShare(threads, wall=clocks.wall_now, cpu=clocks.cpu_now)
+    b = TimeBudget(budget, 10_000, clock=clocks.wall_now, min_iters=min_iters, share=share)
+    b.start(0)
+    for i in range(1, steps + 1):
+        clocks.n = i
+        b.after_step(i)
+    return b
+
+
+def test_a_run_that_gets_its_cores_is_not_busy(caplog):
+    # 1 s per step, 1.8 CPU seconds on 2 cores: 90 % of them
+    with caplog.at_level(logging.WARNING):
+        b = run_budget(FakeClocks(1.0, 1.8))
+    assert b.machine["cpu_share"] == pytest.approx(0.9) and not b.machine["busy"]
+    assert b.machine["planned_iters"] == 100 and "busy" not in caplog.text
+
+
+def test_a_run_sharing_its_cores_is_told_the_machine_is_busy(caplog):
+    with caplog.at_level(logging.WARNING):
+        b = run_budget(FakeClocks(1.0, 0.9))  # 45 % of 2 cores
+    assert b.machine["busy"] and b.machine["cpu_share"] == pytest.approx(0.45)
+    assert "the machine is busy: this run got 45% of its 2 cores" in caplog.text
+
+
+def test_a_budget_below_the_recipe_minimum_is_said_with_its_figures(caplog):
+    with caplog.at_level(logging.WARNING):
+        b = run_budget(FakeClocks(0.5, 1.0), budget=100.0, min_iters=500)
+    assert b.max_iters == 200 and b.machine["short"]
+    assert "fits only 200 steps at 0.500 s per step, fewer than the 500" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        b = run_budget(FakeClocks(0.5, 1.0), budget=100.0, min_iters=150)
+    assert "short" not in b.machine and "fewer than" not in caplog.text
+
+
+def test_the_machine_is_checked_once_without_a_budget_too(caplog):
+    with caplog.at_level(logging.WARNING):
+        b = run_budget(FakeClocks(1.0, 0.5), budget=0.0, steps=3 * PLAN_EVERY)
+    assert b.max_iters == 10_000 and b.machine["busy"]
+    assert caplog.text.count("the machine is busy") == 1
+
+
+def test_a_trainer_says_its_precision_and_keeps_the_machine_check(tmp_path, tiny_data, caplog):
+    cfg = tiny_config(tiny_data, "train.max_iters=2", "train.amp=bf16")
+    with caplog.at_level(logging.INFO, logger="crowdet.train"):
+        trainer = Trainer(cfg, tmp_path, progress=False)
+    assert H.precision_line("bf16", trainer.amp, CPU, H.cpu_info()) in caplog.text
+    assert trainer.budget.share is not None and trainer.budget.share.threads >= 1
