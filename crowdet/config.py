@@ -50,6 +50,9 @@ class DataConfig(Section):
     workers: int = 0  # DataLoader worker processes (0 = load in the training process)
     strict: bool = False  # data problems are errors instead of counted skips
     max_images: int = 0  # use only the first N images of each split (0 = all)
+    # keep decoded training images in memory between epochs, up to cache_mb megabytes
+    cache: bool = False
+    cache_mb: int = Field(2048, ge=0)
 
 
 class AugmentConfig(Section):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from crowdet.data import transforms as T
+from crowdet.data.cache import ImageCache
 from crowdet.data.images import read_image
 from crowdet.data.records import ImageRecord
 from crowdet.errors import DataError
@@ -51,8 +52,10 @@ class CrowdDataset(torch.utils.data.Dataset):
         min_box_size: float = 2.0,
         strict: bool = False,
         seed: int = 0,
+        cache: ImageCache | None = None,
     ):
-        self.records = records
+        """cache: keeps decoded images between epochs (see data/cache.py)."""
+        self.records, self.cache = records, cache
         self.box_kind, self.input_size, self.train = box_kind, input_size, train
         self.hflip, self.scale_range, self.hsv = hflip, scale_range, hsv
         self.min_box_size, self.strict, self.seed = min_box_size, strict, seed
@@ -71,7 +74,10 @@ class CrowdDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Sample:
         rec = self.records[index]
         try:
-            image = read_image(rec.image_path)
+            if self.cache is None:
+                image = read_image(rec.image_path)
+            else:
+                image = self.cache.read(index, rec.image_path)
         except DataError as e:
             if self.strict:
                 raise
@@ -129,7 +135,8 @@ def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
     std = torch.tensor(STD_BGR).view(3, 1, 1)
     for i, s in enumerate(samples):
         h, w = s.image.shape[:2]
-        img = torch.from_numpy(s.image).permute(2, 0, 1).float()
+        pixels = s.image if s.image.flags.writeable else s.image.copy()  # cached: read-only
+        img = torch.from_numpy(pixels).permute(2, 0, 1).float()
         images[i, :, :h, :w] = (img - mean) / std
         g = len(s.boxes)
         boxes[i, :g] = torch.from_numpy(s.boxes)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from crowdet.config import Config
+from crowdet.data.cache import ImageCache
 from crowdet.data.dataset import CrowdDataset, collate
 from crowdet.data.odgt import read_odgt
 from crowdet.data.records import ImageRecord
@@ -60,7 +61,8 @@ def load_records(cfg: Config, split: str) -> list[ImageRecord]:
 
 
 def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> CrowdDataset:
-    a = cfg.augment
+    a, d = cfg.augment, cfg.data
+    cache = ImageCache(d.cache_mb * 2**20) if train and d.cache else None
     return CrowdDataset(
         records,
         box_kind=cfg.data.box,
@@ -72,6 +74,7 @@ def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> Crowd
         min_box_size=cfg.data.min_box_size,
         strict=cfg.data.strict,
         seed=cfg.train.seed,
+        cache=cache,
     )
 
 
