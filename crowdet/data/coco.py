@@ -67,7 +67,10 @@ def load_json(path: str | os.PathLike) -> object:
 
 
 def read_coco(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> list[ImageRecord]:
     """Read a COCO-style json of people into ImageRecords (see the module docstring).
 
@@ -76,11 +79,14 @@ def read_coco(
         images_dir: folder that `file_name` is relative to; default `<folder of path>/Images`.
         strict: raise `DataError` on the first problem instead of skipping and counting it.
     """
-    return read_coco_report(path, images_dir, strict)[0]
+    return read_coco_report(path, images_dir, strict, keep_fields)[0]
 
 
 def read_coco_report(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> tuple[list[ImageRecord], ReadReport]:
     """Like `read_coco`, also returning the `ReadReport` of skipped and counted problems."""
     path = Path(path)
@@ -90,7 +96,7 @@ def read_coco_report(
     why = _top_level_error(data)
     if why:
         raise DataError(why, str(path), kind=CORRUPT)
-    records, by_id = _read_images(data["images"], images_dir, path, report, strict)
+    records, by_id = _read_images(data["images"], images_dir, path, report, strict, keep_fields)
     people = _person_categories(data.get("categories", []), path)
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     kind = info.get(BBOX_KIND_KEY, "full")
@@ -98,8 +104,9 @@ def read_coco_report(
     if people is not None:  # other categories (car, dog, ...) are not people, not errors
         anns = [a for a in anns if not isinstance(a, dict) or a.get("category_id") in people]
     with paused_gc():
-        if not _read_fast(anns, by_id, kind):
-            _read_checked(data["annotations"], by_id, people, kind, report, strict)
+        table = FieldTable(_ANN_KEYS) if keep_fields else None
+        if not _read_fast(anns, by_id, kind, table):
+            _read_checked(data["annotations"], by_id, people, kind, report, strict, table)
     for rec in records:
         if len(rec) == 0:
             report.add(EMPTY, f"image {rec.image_id!r} has no boxes", line=rec.line)
@@ -135,7 +142,7 @@ def _image_id(file_name: str) -> str:
     return str(name.with_suffix("")) if name.suffix else file_name
 
 
-def _read_images(images, images_dir, path, report, strict):
+def _read_images(images, images_dir, path, report, strict, keep_fields):
     """COCO `images` -> (records in file order, {coco id: record})."""
     records, by_id, names = [], {}, set()
     for i, im in enumerate(images):
@@ -160,8 +167,9 @@ def _read_images(images, images_dir, path, report, strict):
             height=int(h) if sized else 0,
             source=str(path),
             line=i + 1,
-            fields={k: v for k, v in im.items() if k not in _IMAGE_KEYS},
         )
+        if keep_fields:
+            rec.fields = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
         records.append(rec)
         by_id[key] = rec
         names.add(image_id)
@@ -200,7 +208,7 @@ def _annotation_error(ann, by_id, bbox_name: str) -> str | None:
     return check_xywh(ann[bbox_name], bbox_name)
 
 
-def _read_fast(anns: list, by_id: dict, kind: str) -> bool:
+def _read_fast(anns: list, by_id: dict, kind: str, table: FieldTable | None) -> bool:
     """Fill the records from clean annotations in one vectorised pass; False (nothing filled)
     when any annotation needs a closer look."""
     full_key = "bbox" if kind == "full" else "full_bbox"
@@ -248,26 +256,25 @@ def _read_fast(anns: list, by_id: dict, kind: str) -> bool:
     order = np.argsort(index, kind="stable")
     bounds = np.cumsum(np.bincount(index, minlength=len(by_id)))[:-1]
     split = {name: np.split(value[order], bounds) for name, value in fields.items()}
-    table = FieldTable(_ANN_KEYS)
-    fields = [table.unknown(a) for a in anns]
+    fields = [table.unknown(a) for a in anns] if table is not None else []
     ends = np.cumsum(np.bincount(index, minlength=len(by_id))).tolist()
     for i, rec in enumerate(by_id.values()):
         for name, parts in split.items():
             setattr(rec, name, parts[i])
-        rec.box_fields = _some([fields[j] for j in order[ends[i] - len(rec) : ends[i]]])
+        if fields:
+            rec.box_fields = _some([fields[j] for j in order[ends[i] - len(rec) : ends[i]]])
     return True
 
 
-def _read_checked(anns, by_id, people, kind, report, strict) -> None:
+def _read_checked(anns, by_id, people, kind, report, strict, table) -> None:
     """Annotation by annotation: each problem reported (or raised) with its index and id."""
     rows: dict[object, list[tuple]] = {key: [] for key in by_id}
-    table = FieldTable(_ANN_KEYS)
     for i, ann in enumerate(anns):
         if isinstance(ann, dict) and people is not None and ann.get("category_id") not in people:
             continue
         row = _parse_annotation(i, ann, by_id, kind, report, strict)
         if row is not None:
-            rows[ann["image_id"]].append((*row, table.unknown(ann)))
+            rows[ann["image_id"]].append((*row, table.unknown(ann) if table else {}))
     for key, rec in by_id.items():
         _fill(rec, rows[key])
 

@@ -84,14 +84,16 @@ def read_annotations(
     images_dir: str | os.PathLike | None = None,
     strict: bool = False,
     options: ReadOptions | None = None,
+    keep_fields: bool = False,
 ) -> tuple[list[ImageRecord], ReadReport]:
-    """Read annotations of any supported format into (records, report)."""
+    """Read annotations of any supported format into (records, report); `keep_fields` keeps
+    the odgt / COCO fields no record attribute holds, for writing them back."""
     fmt = resolve_format(path, fmt)
     options = options or ReadOptions()
     if fmt == "odgt":
-        return read_odgt_report(path, images_dir, strict)
+        return read_odgt_report(path, images_dir, strict, keep_fields)
     if fmt == "coco":
-        return read_coco_report(path, images_dir, strict)
+        return read_coco_report(path, images_dir, strict, keep_fields)
     if fmt == "ecp":
         return read_ecp_report(path, images_dir, options.riders or "ignore", strict)
     if fmt == "citypersons":
@@ -142,7 +144,7 @@ def convert(
     """
     _check_destination(src, dst)
     dst_format = resolve_format(dst, dst_format, WRITE_FORMATS)
-    records, report = read_annotations(src, src_format, images_dir, strict, options)
+    records, report = read_annotations(src, src_format, images_dir, strict, options, True)
     lost = sum(report.count(kind) for kind in LOSSY_KINDS)
     if lost and not skip_bad:
         first = next(p for p in report.problems if p.kind in LOSSY_KINDS)

@@ -48,7 +48,10 @@ _NESTED_KEYS = {"extra": frozenset({"box_id", "occ", "ignore"}), "head_attr": fr
 
 
 def read_odgt(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> list[ImageRecord]:
     """Read a CrowdHuman `.odgt` file into one `ImageRecord` per valid line.
 
@@ -56,12 +59,17 @@ def read_odgt(
         path: the annotation file.
         images_dir: folder of `<ID>.jpg` (or `.png`); default `<folder of path>/Images`.
         strict: raise `DataError(message, path, line)` on the first problem instead of skipping.
+        keep_fields: also keep the fields no attribute holds (`fields`, `box_fields`), for
+            writing the records back without loss (a third slower; training needs none).
     """
-    return read_odgt_report(path, images_dir, strict)[0]
+    return read_odgt_report(path, images_dir, strict, keep_fields)[0]
 
 
 def read_odgt_report(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> tuple[list[ImageRecord], ReadReport]:
     """Like `read_odgt`, also returning the `ReadReport` of skipped and counted problems."""
     path = Path(path)
@@ -72,7 +80,7 @@ def read_odgt_report(
     records: list[ImageRecord] = []
     pending: list[tuple[int, dict]] = []
     seen: dict[str, int] = {}
-    table = FieldTable(_BOX_KEYS, _NESTED_KEYS)
+    table = FieldTable(_BOX_KEYS, _NESTED_KEYS) if keep_fields else None
     with open(path, "rb") as f, paused_gc():
         for lineno, text in enumerate(f, 1):
             try:
@@ -130,7 +138,7 @@ def _parse_json(text: bytes, lineno: int, report: ReadReport, strict: bool) -> d
 
 
 def _build_records(
-    items: list[tuple[int, dict]], report: ReadReport, strict: bool, table: FieldTable
+    items: list[tuple[int, dict]], report: ReadReport, strict: bool, table: FieldTable | None
 ) -> list[ImageRecord]:
     """Records of a chunk of (line, object): one vectorised pass over all of its boxes; if any
     box needs a closer look, record by record (fast path, then box by box)."""
@@ -151,10 +159,12 @@ def _build_records(
                 one, gt = _boxes_checked(gt, obj["ID"], lineno, report, strict)
             arrays.append(one)
             kept.append(gt)
-    return [
-        _record(lineno, obj, a, _box_fields(gt, table))
-        for (lineno, obj), a, gt in zip(items, arrays, kept, strict=True)
-    ]
+    records = [_record(lineno, obj, a) for (lineno, obj), a in zip(items, arrays, strict=True)]
+    if table is not None:
+        for rec, (_, obj), gt in zip(records, items, kept, strict=True):
+            rec.fields = {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
+            rec.box_fields = _box_fields(gt, table)
+    return records
 
 
 def _box_fields(gt: list[dict], table: FieldTable) -> list[dict]:
@@ -169,7 +179,7 @@ def _box_fields(gt: list[dict], table: FieldTable) -> list[dict]:
     return out if any_fields else []
 
 
-def _record(lineno: int, obj: dict, arrays: dict[str, np.ndarray], box_fields) -> ImageRecord:
+def _record(lineno: int, obj: dict, arrays: dict[str, np.ndarray]) -> ImageRecord:
     width, height = obj.get("width"), obj.get("height")
     sized = number(width) and number(height) and width > 0 and height > 0
     return ImageRecord(
@@ -177,8 +187,6 @@ def _record(lineno: int, obj: dict, arrays: dict[str, np.ndarray], box_fields) -
         width=int(width) if sized else 0,
         height=int(height) if sized else 0,
         line=lineno,
-        fields={k: v for k, v in obj.items() if k not in _RECORD_KEYS},
-        box_fields=box_fields,
         **arrays,
     )
 

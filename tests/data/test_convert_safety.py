@@ -133,3 +133,22 @@ def test_float32_box_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert valid_xywh_rows(rows[:1], False) and not valid_xywh_rows(rows, False)
+
+
+@pytest.mark.parametrize("bad", [False, True])  # True: the annotation-by-annotation path
+def test_coco_fields_of_other_tools_are_carried(tmp_path, bad):
+    anns = [
+        {"id": 1, "image_id": 9, "category_id": 1, "bbox": [1, 2, 3, 4], "segmentation": [[1, 2]]},
+        {"id": 2, "image_id": 9, "category_id": 1, "bbox": [5, 6, 7, 8], "score_src": 0.5},
+    ]
+    if bad:
+        anns.append({"id": 3, "image_id": 9, "category_id": 1, "bbox": [1, 2, 3]})
+    image = {"id": 9, "file_name": "p.jpg", "width": 50, "height": 40, "license": 3}
+    src = tmp_path / "src.json"
+    src.write_text(json.dumps({"images": [image], "annotations": anns, "categories": []}))
+    dst = tmp_path / "out.odgt"
+    assert main(["convert", str(src), str(dst), "--skip-bad"]) == 0
+    obj = json.loads(dst.read_text())
+    assert obj["license"] == 3 and obj["width"] == 50
+    assert [g.get("segmentation") for g in obj["gtboxes"]] == [[[1, 2]], None]
+    assert [g.get("score_src") for g in obj["gtboxes"]] == [None, 0.5]
