@@ -33,7 +33,14 @@ from crowdet.data.boxfmt import (
 from crowdet.data.coco_write import BBOX_KIND_KEY, records_to_coco, write_coco
 from crowdet.data.fields import FieldTable
 from crowdet.data.records import ImageRecord
-from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, ReadReport
+from crowdet.data.report import (
+    CORRUPT,
+    DUPLICATE,
+    EMPTY,
+    INVALID_BOX,
+    OTHER_CATEGORY,
+    ReadReport,
+)
 from crowdet.errors import DataError
 
 __all__ = ["coco_image_ids", "load_json", "read_coco", "read_coco_report", "records_to_coco"]
@@ -101,7 +108,11 @@ def read_coco_report(
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     kind = info.get(BBOX_KIND_KEY, "full")
     anns = data["annotations"]
+    names = _category_names(data.get("categories"))
+    if people is None and names:  # one category: it is people's
+        people = set(names)
     if people is not None:  # other categories (car, dog, ...) are not people, not errors
+        _check_categories(anns, names, people, report, strict)
         anns = [a for a in anns if not isinstance(a, dict) or a.get("category_id") in people]
     with paused_gc():
         table = FieldTable(_ANN_KEYS) if keep_fields else None
@@ -174,6 +185,31 @@ def _read_images(images, images_dir, path, report, strict, keep_fields):
         by_id[key] = rec
         names.add(image_id)
     return records, by_id
+
+
+def _category_names(categories) -> dict:
+    """COCO `categories` -> {id: name}."""
+    categories = categories if isinstance(categories, list) else []
+    return {c["id"]: str(c.get("name")) for c in categories if isinstance(c, dict) and "id" in c}
+
+
+def _check_categories(anns: list, names: dict, people: set, report, strict: bool) -> None:
+    """Report annotations whose category is not in `categories` (corrupt: skipped) and count
+    those of other categories (a note)."""
+    other: dict[str, int] = {}
+    for i, ann in enumerate(anns):
+        cat = ann.get("category_id") if isinstance(ann, dict) else None
+        if not isinstance(cat, int | str) or cat in people:
+            continue
+        if cat in names:
+            other[names[cat]] = other.get(names[cat], 0) + 1
+            continue
+        where = f"annotations[{i}]" + (f" (id {ann['id']!r})" if "id" in ann else "")
+        report.problem(CORRUPT, f"{where}: category_id {cat!r} is not in 'categories'", strict)
+    if other:
+        n, listed = sum(other.values()), ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
+        msg = f"{n} annotation(s) of other categories not read as people ({listed})"
+        report.add(OTHER_CATEGORY, msg, count=n)
 
 
 def _person_categories(categories, path: Path) -> set | None:

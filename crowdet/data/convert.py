@@ -20,7 +20,7 @@ from crowdet.data.odgt import read_odgt_report, write_odgt
 from crowdet.data.records import BOX_KINDS, ImageRecord
 from crowdet.data.report import BAD_IMAGE, CORRUPT, DUPLICATE, INVALID_BOX, MISSING, ReadReport
 from crowdet.data.widerperson import read_widerperson_report
-from crowdet.errors import CrowdetError
+from crowdet.errors import CrowdetError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def guess_format(path: str | os.PathLike) -> str | None:
     if name.endswith((".jpg.txt", ".png.txt")) or path.name == "Annotations":
         return "widerperson"
     if path.is_dir():
-        return "ecp" if any(path.rglob("*.json")) else "widerperson"
+        if any(path.rglob("*.json")):
+            return "ecp"
+        return "widerperson" if any(path.glob("*.txt")) else None
     if name.endswith(".json"):
         return "coco"
     return None
@@ -62,6 +64,11 @@ def resolve_format(path: str | os.PathLike, fmt: str | None, formats=READ_FORMAT
     """`fmt` checked against `formats`, or guessed from `path`; CrowdetError when neither works."""
     if fmt is None:
         fmt = guess_format(path)
+        if fmt is None and Path(path).is_dir():
+            raise CrowdetError(
+                f"{path}: a folder without ECP .json or WiderPerson .txt annotation files; give "
+                f"the annotation file itself, or the format (one of {list(formats)})"
+            )
         if fmt is None:
             raise CrowdetError(f"{path}: cannot tell the format; pass one of {list(formats)}")
     if fmt not in formats:
@@ -89,6 +96,15 @@ def read_annotations(
     """Read annotations of any supported format into (records, report); `keep_fields` keeps
     the odgt / COCO fields no record attribute holds, for writing them back."""
     fmt = resolve_format(path, fmt)
+    records, report = _read(path, fmt, images_dir, strict, options, keep_fields)
+    if report.found == 0 and not report.problems:
+        if Path(path).is_dir():
+            raise DataError(f"no {fmt} annotation files in this folder; check the path", str(path))
+        report.problem(CORRUPT, "holds no annotation records (empty file?)", strict)
+    return records, report
+
+
+def _read(path, fmt, images_dir, strict, options, keep_fields):
     options = options or ReadOptions()
     if fmt == "odgt":
         return read_odgt_report(path, images_dir, strict, keep_fields)

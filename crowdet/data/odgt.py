@@ -35,13 +35,14 @@ from crowdet.data.boxfmt import (
 )
 from crowdet.data.fields import FieldTable, merge_fields
 from crowdet.data.records import ImageRecord
-from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, ReadReport
+from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, UNKNOWN_TAG, ReadReport
 from crowdet.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 _EMPTY: dict = {}
 _CHUNK = 512  # records parsed together in one vectorised pass
+_TAGS = frozenset({"person", "mask"})
 _RECORD_KEYS = frozenset({"ID", "gtboxes", "width", "height"})
 _BOX_KEYS = frozenset({"tag", "fbox", "vbox", "hbox", "extra", "head_attr"})
 _NESTED_KEYS = {"extra": frozenset({"box_id", "occ", "ignore"}), "head_attr": frozenset({"ignore"})}
@@ -160,11 +161,23 @@ def _build_records(
             arrays.append(one)
             kept.append(gt)
     records = [_record(lineno, obj, a) for (lineno, obj), a in zip(items, arrays, strict=True)]
+    for rec, gt in zip(records, kept, strict=True):
+        odd = [(i, g["tag"]) for i, g in enumerate(gt) if g["tag"] not in _TAGS]
+        if odd:
+            _note_tags(rec, odd, report)
     if table is not None:
         for rec, (_, obj), gt in zip(records, items, kept, strict=True):
             rec.fields = {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
             rec.box_fields = _box_fields(gt, table)
     return records
+
+
+def _note_tags(rec: ImageRecord, odd: list[tuple[int, str]], report: ReadReport) -> None:
+    """One note for the boxes of a record whose tag is neither person nor mask."""
+    shown = ", ".join(f"{tag!r} (box {i}, box_id {rec.box_ids[i]})" for i, tag in odd[:3])
+    more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+    msg = f"image {rec.image_id!r}: unknown tag {shown}{more} read as an ignore region"
+    report.add(UNKNOWN_TAG, msg, line=rec.line, count=len(odd))
 
 
 def _box_fields(gt: list[dict], table: FieldTable) -> list[dict]:

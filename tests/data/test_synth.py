@@ -156,7 +156,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     generate_dataset(b, 4, 2, size=(160, 120), seed=5, workers=2, progress=False)
     generate_dataset(c, 4, 2, size=(160, 120), seed=6, workers=1, progress=False)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 6 + 3
+    assert len(files) == 6 + 4  # images, two annotation files, synth.json, .crowdet-synth
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
