@@ -1,5 +1,6 @@
 """`crowdet convert SRC DST --from FMT --to FMT`: annotations between odgt, COCO json, ECP,
-CityPersons and WiderPerson (the last three are read-only). Output is written atomically."""
+CityPersons and WiderPerson (the last three are read-only). Output is written atomically; a bad
+record or box writes nothing unless --skip-bad; DST may not be SRC."""
 
 from __future__ import annotations
 
