@@ -1,5 +1,6 @@
 """`crowdet convert SRC DST --from FMT --to FMT`: annotations between odgt, COCO json, ECP,
-CityPersons and WiderPerson (the last three are read-only). Output is written atomically."""
+CityPersons and WiderPerson (the last three are read-only). Output is written atomically; a bad
+record or box writes nothing unless --skip-bad; DST may not be SRC."""
 
 from __future__ import annotations
 
@@ -54,7 +55,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="full",
         help="box kind written as COCO 'bbox' (the others are kept as extra fields)",
     )
-    p.add_argument("--strict", action="store_true", help="stop at the first bad record or box")
+    p.add_argument(
+        "--strict", action="store_true",
+        help="stop at the first problem of any kind (also a missing image when writing COCO)",
+    )  # fmt: skip
+    p.add_argument(
+        "--skip-bad", action="store_true",
+        help="write the readable records when some records or boxes are bad (default: write "
+        "nothing); the counts of what was left out are printed",
+    )  # fmt: skip
     add_format_options(p)
 
 
@@ -71,11 +80,15 @@ def run(args) -> int:
         box=args.box,
         strict=args.strict,
         options=format_options(args),
+        skip_bad=args.skip_bad,
     )
     people = sum(r.num_people for r in records)
     ignore = sum(int(r.ignore.sum()) for r in records)
     dst_format = resolve_format(args.dst, args.dst_format)
     print(f"read {args.src} ({src_format}): {report.summary()}")
+    for kind in ("missing", "bad image"):
+        if report.count(kind):
+            print(f"  {report.count(kind)} {kind} (first: {report.first(kind)})")
     print(
         f"wrote {args.dst} ({dst_format}): {len(records)} images, {people} people, {ignore} ignore"
     )

@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset", choices=sorted(PRESETS), default="demo", help="crowd statistics (default: demo)"
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty folder the generator did not write (replaces its "
+        "annotation_*.odgt)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         size=tuple(args.size) if args.size else None,
         seed=args.seed,
         workers=args.workers,
+        force=args.force,
     )
     seconds = time.perf_counter() - start
     print(f"synthetic crowd dataset ({args.preset}) written to {args.out} in {seconds:.1f} s")

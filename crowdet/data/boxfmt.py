@@ -24,7 +24,8 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     The sums are taken in float64, so integer pixel boxes convert exactly.
     """
     b = np.asarray(xywh, np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(np.float32)
+    with np.errstate(over="ignore"):  # callers reject non-finite results (valid_xywh_rows)
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(np.float32)
 
 
 def _reads_back(xywh: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -86,6 +87,15 @@ def check_xywh(value, name: str) -> str | None:
         return f"{name} must hold 4 finite numbers, got {value!r}"
     if value[2] <= 0 or value[3] <= 0:
         return f"{name} has zero or negative size (w={value[2]}, h={value[3]})"
+    return _float32_error(xywh_to_xyxy(np.array(value, np.float64))[0], name, value)
+
+
+def _float32_error(xyxy: np.ndarray, name: str, value) -> str | None:
+    """Why the float32 corners `xyxy` of a box given as `value` are not a usable box, or None."""
+    if not np.isfinite(xyxy).all():
+        return f"{name} has corners beyond the float32 range (3.4e38), got {value!r}"
+    if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
+        return f"{name} has zero size in float32 (too small for its distance from 0): {value!r}"
     return None
 
 
@@ -99,13 +109,18 @@ def check_xyxy(value, name: str) -> str | None:
     if value[2] <= value[0] or value[3] <= value[1]:
         x1, y1, x2, y2 = value
         return f"{name} has zero or negative size (x1={x1}, x2={x2}, y1={y1}, y2={y2})"
-    return None
+    with np.errstate(over="ignore"):
+        xyxy = np.array(value, np.float64).astype(np.float32)
+    return _float32_error(xyxy, name, value)
 
 
 def valid_xywh_rows(xywh: np.ndarray, allow_nan: bool) -> bool:
-    """True when every row of (N, 4) xywh is finite with w, h > 0 (or all-NaN if allowed)."""
+    """True when every row of (N, 4) xywh is finite with w, h > 0 and stays a finite box of
+    positive size as float32 xyxy (or is all-NaN if allowed)."""
     finite = np.isfinite(xywh).all(1)
     ok = finite & (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    xyxy = xywh_to_xyxy(xywh)
+    ok &= np.isfinite(xyxy).all(1) & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     if allow_nan:
         ok |= np.isnan(xywh).all(1)
     return bool(ok.all())

@@ -6,13 +6,9 @@ become rows; `iscrowd: 1` or a non-zero `ignore` attribute marks an ignore regio
 image ID is the image's `file_name` without its extension (CrowdHuman's `ID` for files written
 from odgt); `coco_image_ids` maps COCO's numeric image ids to those IDs.
 
-Write: one image entry per record (records without boxes included), every row as an annotation of
-category 1 "person" with a unique `id`, the record's own box ID as `box_id`, ignore regions as
-`iscrowd: 1, ignore: 1`, `vis_bbox` / `head_bbox` / `occ` / `head_ignore` when present. With
-`box="visible"` or `"head"` that kind goes to `bbox` (COCO tools evaluate it; `iscrowd` then
-follows that kind's ignore flags, and a row without such a box is written with its full box as
-`iscrowd: 1`) and the full box is kept as `full_bbox`, so reading the file back gives the same
-records.
+Every image and annotation key the record does not model (`segmentation`, `license`, odgt's
+`head_attr` written through COCO, ...) is kept in `fields` / `box_fields`. Writing:
+`crowdet.data.coco_write` (`write_coco` is importable from here too).
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from crowdet.data.atomic import atomic_open
 from crowdet.data.boxfmt import (
     NAN4,
     check_xywh,
@@ -33,19 +28,33 @@ from crowdet.data.boxfmt import (
     numeric_array,
     paused_gc,
     valid_xywh_rows,
-    xywh_lists_per_record,
     xywh_to_xyxy,
 )
-from crowdet.data.records import BOX_KINDS, ImageRecord
-from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, ReadReport
+from crowdet.data.coco_write import BBOX_KIND_KEY, records_to_coco, write_coco
+from crowdet.data.fields import FieldTable
+from crowdet.data.records import ImageRecord
+from crowdet.data.report import (
+    CORRUPT,
+    DUPLICATE,
+    EMPTY,
+    INVALID_BOX,
+    OTHER_CATEGORY,
+    ReadReport,
+)
 from crowdet.errors import DataError
+
+__all__ = ["coco_image_ids", "load_json", "read_coco", "read_coco_report", "records_to_coco"]
+__all__ += ["write_coco"]  # the writer lives in coco_write.py
 
 logger = logging.getLogger(__name__)
 
 PERSON_NAMES = ("person", "pedestrian")
-# Written in `info` by `write_coco`: which box kind `bbox` holds. Files from elsewhere hold "full".
-BBOX_KIND_KEY = "crowdet_bbox"
 _PART_KEY = {"visible": "vis_bbox", "head": "head_bbox"}
+_IMAGE_KEYS = frozenset({"id", "file_name", "im_name", "width", "height"})
+_ANN_KEYS = frozenset(
+    {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "ignore", "box_id", "full_bbox"}
+    | {"vis_bbox", "head_bbox", "head_ignore", "occ"}
+)
 
 
 def load_json(path: str | os.PathLike) -> object:
@@ -65,7 +74,10 @@ def load_json(path: str | os.PathLike) -> object:
 
 
 def read_coco(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> list[ImageRecord]:
     """Read a COCO-style json of people into ImageRecords (see the module docstring).
 
@@ -74,11 +86,14 @@ def read_coco(
         images_dir: folder that `file_name` is relative to; default `<folder of path>/Images`.
         strict: raise `DataError` on the first problem instead of skipping and counting it.
     """
-    return read_coco_report(path, images_dir, strict)[0]
+    return read_coco_report(path, images_dir, strict, keep_fields)[0]
 
 
 def read_coco_report(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> tuple[list[ImageRecord], ReadReport]:
     """Like `read_coco`, also returning the `ReadReport` of skipped and counted problems."""
     path = Path(path)
@@ -88,16 +103,21 @@ def read_coco_report(
     why = _top_level_error(data)
     if why:
         raise DataError(why, str(path), kind=CORRUPT)
-    records, by_id = _read_images(data["images"], images_dir, path, report, strict)
+    records, by_id = _read_images(data["images"], images_dir, path, report, strict, keep_fields)
     people = _person_categories(data.get("categories", []), path)
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     kind = info.get(BBOX_KIND_KEY, "full")
     anns = data["annotations"]
+    names = _category_names(data.get("categories"))
+    if people is None and names:  # one category: it is people's
+        people = set(names)
     if people is not None:  # other categories (car, dog, ...) are not people, not errors
+        _check_categories(anns, names, people, report, strict)
         anns = [a for a in anns if not isinstance(a, dict) or a.get("category_id") in people]
     with paused_gc():
-        if not _read_fast(anns, by_id, kind):
-            _read_checked(data["annotations"], by_id, people, kind, report, strict)
+        table = FieldTable(_ANN_KEYS) if keep_fields else None
+        if not _read_fast(anns, by_id, kind, table):
+            _read_checked(data["annotations"], by_id, people, kind, report, strict, table)
     for rec in records:
         if len(rec) == 0:
             report.add(EMPTY, f"image {rec.image_id!r} has no boxes", line=rec.line)
@@ -133,7 +153,7 @@ def _image_id(file_name: str) -> str:
     return str(name.with_suffix("")) if name.suffix else file_name
 
 
-def _read_images(images, images_dir, path, report, strict):
+def _read_images(images, images_dir, path, report, strict, keep_fields):
     """COCO `images` -> (records in file order, {coco id: record})."""
     records, by_id, names = [], {}, set()
     for i, im in enumerate(images):
@@ -159,10 +179,37 @@ def _read_images(images, images_dir, path, report, strict):
             source=str(path),
             line=i + 1,
         )
+        if keep_fields:
+            rec.fields = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
         records.append(rec)
         by_id[key] = rec
         names.add(image_id)
     return records, by_id
+
+
+def _category_names(categories) -> dict:
+    """COCO `categories` -> {id: name}."""
+    categories = categories if isinstance(categories, list) else []
+    return {c["id"]: str(c.get("name")) for c in categories if isinstance(c, dict) and "id" in c}
+
+
+def _check_categories(anns: list, names: dict, people: set, report, strict: bool) -> None:
+    """Report annotations whose category is not in `categories` (corrupt: skipped) and count
+    those of other categories (a note)."""
+    other: dict[str, int] = {}
+    for i, ann in enumerate(anns):
+        cat = ann.get("category_id") if isinstance(ann, dict) else None
+        if not isinstance(cat, int | str) or cat in people:
+            continue
+        if cat in names:
+            other[names[cat]] = other.get(names[cat], 0) + 1
+            continue
+        where = f"annotations[{i}]" + (f" (id {ann['id']!r})" if "id" in ann else "")
+        report.problem(CORRUPT, f"{where}: category_id {cat!r} is not in 'categories'", strict)
+    if other:
+        n, listed = sum(other.values()), ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
+        msg = f"{n} annotation(s) of other categories not read as people ({listed})"
+        report.add(OTHER_CATEGORY, msg, count=n)
 
 
 def _person_categories(categories, path: Path) -> set | None:
@@ -197,7 +244,7 @@ def _annotation_error(ann, by_id, bbox_name: str) -> str | None:
     return check_xywh(ann[bbox_name], bbox_name)
 
 
-def _read_fast(anns: list, by_id: dict, kind: str) -> bool:
+def _read_fast(anns: list, by_id: dict, kind: str, table: FieldTable | None) -> bool:
     """Fill the records from clean annotations in one vectorised pass; False (nothing filled)
     when any annotation needs a closer look."""
     full_key = "bbox" if kind == "full" else "full_bbox"
@@ -245,13 +292,17 @@ def _read_fast(anns: list, by_id: dict, kind: str) -> bool:
     order = np.argsort(index, kind="stable")
     bounds = np.cumsum(np.bincount(index, minlength=len(by_id)))[:-1]
     split = {name: np.split(value[order], bounds) for name, value in fields.items()}
+    fields = [table.unknown(a) for a in anns] if table is not None else []
+    ends = np.cumsum(np.bincount(index, minlength=len(by_id))).tolist()
     for i, rec in enumerate(by_id.values()):
         for name, parts in split.items():
             setattr(rec, name, parts[i])
+        if fields:
+            rec.box_fields = _some([fields[j] for j in order[ends[i] - len(rec) : ends[i]]])
     return True
 
 
-def _read_checked(anns, by_id, people, kind, report, strict) -> None:
+def _read_checked(anns, by_id, people, kind, report, strict, table) -> None:
     """Annotation by annotation: each problem reported (or raised) with its index and id."""
     rows: dict[object, list[tuple]] = {key: [] for key in by_id}
     for i, ann in enumerate(anns):
@@ -259,7 +310,7 @@ def _read_checked(anns, by_id, people, kind, report, strict) -> None:
             continue
         row = _parse_annotation(i, ann, by_id, kind, report, strict)
         if row is not None:
-            rows[ann["image_id"]].append(row)
+            rows[ann["image_id"]].append((*row, table.unknown(ann) if table else {}))
     for key, rec in by_id.items():
         _fill(rec, rows[key])
 
@@ -303,71 +354,16 @@ def _where(i: int, ann, by_id: dict) -> str:
 def _fill(rec: ImageRecord, rows: list[tuple]) -> None:
     if not rows:
         return
-    fbox, vbox, hbox, ignore, head_ignore, box_ids, occ = (list(c) for c in zip(*rows, strict=True))
+    columns = (list(c) for c in zip(*rows, strict=True))
+    fbox, vbox, hbox, ignore, head_ignore, box_ids, occ, fields = columns
     rec.fbox, rec.vbox, rec.hbox = xywh_to_xyxy(fbox), xywh_to_xyxy(vbox), xywh_to_xyxy(hbox)
     rec.ignore = np.array(ignore, bool)
     rec.head_ignore = np.array(head_ignore, bool)
     rec.box_ids = np.array(box_ids, np.int64)
     rec.occ = np.array(occ, np.float32)
+    rec.box_fields = _some(fields)
 
 
-def file_name_of(rec: ImageRecord) -> str:
-    """COCO `file_name` of a record: its ID plus the image's extension (default .jpg)."""
-    return rec.image_id + (Path(rec.image_path).suffix or ".jpg")
-
-
-def records_to_coco(records: list[ImageRecord], box: str = "full") -> dict:
-    """Records -> a COCO dict; `box` ("full", "visible", "head") is the kind written as `bbox`."""
-    if box not in BOX_KINDS:
-        raise ValueError(f"unknown box kind {box!r}; expected one of {BOX_KINDS}")
-    images, annotations = [], []
-    xywh = {kind: xywh_lists_per_record([r.boxes(kind) for r in records]) for kind in BOX_KINDS}
-    for index, rec in enumerate(records, 1):
-        images.append(
-            {"id": index, "file_name": file_name_of(rec), "width": rec.width, "height": rec.height}
-        )
-        parts = {kind: xywh[kind][index - 1] for kind in BOX_KINDS}
-        annotations += _annotations(rec, index, box, len(annotations) + 1, parts)
-    info = {"description": "people, written by crowdet", BBOX_KIND_KEY: box}
-    categories = [{"id": 1, "name": "person", "supercategory": "person"}]
-    return {"info": info, "images": images, "annotations": annotations, "categories": categories}
-
-
-def _annotations(rec: ImageRecord, image_index: int, box: str, start: int, parts) -> list[dict]:
-    """COCO annotations of one record; `parts`: box kind -> xywh lists (None where absent)."""
-    full, vis, head, chosen = parts["full"], parts["visible"], parts["head"], parts[box]
-    # a row without the chosen kind keeps its full box, as a region to ignore for that kind
-    crowd = (rec.ignore_for(box) | ~np.isfinite(rec.boxes(box)).all(1)).tolist()
-    ignore, head_ignore = rec.ignore.tolist(), rec.head_ignore.tolist()
-    box_ids, occ = rec.box_ids.tolist(), rec.occ.tolist()
-    out = []
-    for i in range(len(rec)):
-        bbox = chosen[i] if chosen[i] is not None else full[i]
-        ann = {
-            "id": start + len(out),
-            "image_id": image_index,
-            "category_id": 1,
-            "bbox": bbox,
-            "area": float(bbox[2]) * float(bbox[3]),
-            "iscrowd": int(crowd[i]),
-            "ignore": int(ignore[i]),
-            "box_id": box_ids[i],
-        }
-        if box != "full":
-            ann["full_bbox"] = full[i]
-        for key, part in (("vis_bbox", vis), ("head_bbox", head)):
-            if part[i] is not None:
-                ann[key] = part[i]
-        if head_ignore[i]:
-            ann["head_ignore"] = 1
-        if math.isfinite(occ[i]):
-            ann["occ"] = int(occ[i]) if float(occ[i]).is_integer() else occ[i]
-        out.append(ann)
-    return out
-
-
-def write_coco(records: list[ImageRecord], path: str | os.PathLike, box: str = "full") -> None:
-    """Write records as a COCO json, atomically (see `records_to_coco`)."""
-    data = records_to_coco(records, box)
-    with atomic_open(path, "w") as f:
-        f.write(json.dumps(data))
+def _some(fields: list[dict]) -> list[dict]:
+    """`fields`, or [] when no row has any."""
+    return fields if any(fields) else []

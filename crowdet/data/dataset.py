@@ -60,6 +60,7 @@ class CrowdDataset(torch.utils.data.Dataset):
         self.hflip, self.scale_range, self.hsv = hflip, scale_range, hsv
         self.min_box_size, self.strict, self.seed = min_box_size, strict, seed
         self.epoch = 0
+        check_box_kind(records, box_kind)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -108,6 +109,33 @@ class CrowdDataset(torch.utils.data.Dataset):
         wh = boxes[:, 2:] - boxes[:, :2]
         keep = (wh >= self.min_box_size).all(1)
         return boxes[keep], ignore[keep]
+
+
+_FILE_NAMES = {"full": "fbox", "visible": "vbox", "head": "hbox"}
+
+
+def check_box_kind(records: list[ImageRecord], box_kind: str) -> None:
+    """Warn when people lack a box of `box_kind` (they are left out); DataError when none has
+    one (training would see no target at all)."""
+    people = lacking = 0
+    for rec in records:
+        person = ~rec.ignore
+        people += int(person.sum())
+        lacking += int((person & ~np.isfinite(rec.boxes(box_kind)).all(1)).sum())
+    if not lacking:
+        return
+    name = _FILE_NAMES[box_kind]
+    source = next((r.source for r in records if r.source), "")
+    if lacking == people:
+        raise DataError(
+            f"none of the {people} people has a {box_kind} box ({name}); choose another "
+            f"data.box, or annotations with {name}",
+            source,
+        )
+    log.warning(
+        "%s: %d of %d people have no %s box (%s); they are left out of the %s targets",
+        source, lacking, people, box_kind, name, box_kind,
+    )  # fmt: skip
 
 
 _EMPTY_BOXES = np.zeros((0, 4), np.float32)

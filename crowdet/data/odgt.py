@@ -5,8 +5,10 @@
       "head_attr": {"ignore", "occ", "unsure"}}, ...]}
 
 A box is an ignore region when `tag != "person"` or `extra.ignore` is non-zero. Boxes become
-float32 xyxy at this edge. Clean records take a vectorised path (one numpy array per box kind per
-record); a record that fails any check is re-read box by box to name the exact problem.
+float32 xyxy at this edge. Fields that no record attribute holds (`head_attr.occ`, `unsure`, a tag
+other than person/mask, keys of other tools) are kept in `fields` / `box_fields` and written back.
+Clean records take a vectorised path (one numpy array per box kind per record); a record that
+fails any check is re-read box by box to name the exact problem.
 """
 
 from __future__ import annotations
@@ -31,18 +33,26 @@ from crowdet.data.boxfmt import (
     xywh_to_xyxy,
     xyxy_to_xywh_lists,
 )
+from crowdet.data.fields import FieldTable, merge_fields
 from crowdet.data.records import ImageRecord
-from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, ReadReport
+from crowdet.data.report import CORRUPT, DUPLICATE, EMPTY, INVALID_BOX, UNKNOWN_TAG, ReadReport
 from crowdet.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 _EMPTY: dict = {}
 _CHUNK = 512  # records parsed together in one vectorised pass
+_TAGS = frozenset({"person", "mask"})
+_RECORD_KEYS = frozenset({"ID", "gtboxes", "width", "height"})
+_BOX_KEYS = frozenset({"tag", "fbox", "vbox", "hbox", "extra", "head_attr"})
+_NESTED_KEYS = {"extra": frozenset({"box_id", "occ", "ignore"}), "head_attr": frozenset({"ignore"})}
 
 
 def read_odgt(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> list[ImageRecord]:
     """Read a CrowdHuman `.odgt` file into one `ImageRecord` per valid line.
 
@@ -50,12 +60,17 @@ def read_odgt(
         path: the annotation file.
         images_dir: folder of `<ID>.jpg` (or `.png`); default `<folder of path>/Images`.
         strict: raise `DataError(message, path, line)` on the first problem instead of skipping.
+        keep_fields: also keep the fields no attribute holds (`fields`, `box_fields`), for
+            writing the records back without loss (a third slower; training needs none).
     """
-    return read_odgt_report(path, images_dir, strict)[0]
+    return read_odgt_report(path, images_dir, strict, keep_fields)[0]
 
 
 def read_odgt_report(
-    path: str | os.PathLike, images_dir: str | os.PathLike | None = None, strict: bool = False
+    path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    strict: bool = False,
+    keep_fields: bool = False,
 ) -> tuple[list[ImageRecord], ReadReport]:
     """Like `read_odgt`, also returning the `ReadReport` of skipped and counted problems."""
     path = Path(path)
@@ -66,6 +81,7 @@ def read_odgt_report(
     records: list[ImageRecord] = []
     pending: list[tuple[int, dict]] = []
     seen: dict[str, int] = {}
+    table = FieldTable(_BOX_KEYS, _NESTED_KEYS) if keep_fields else None
     with open(path, "rb") as f, paused_gc():
         for lineno, text in enumerate(f, 1):
             try:
@@ -75,16 +91,16 @@ def read_odgt_report(
                     report.problem(DUPLICATE, msg, strict, line=lineno)
                     continue
             except DataError:  # strict: a problem in an earlier, pending record comes first
-                _build_records(pending, report, strict)
+                _build_records(pending, report, strict, table)
                 raise
             if obj is None:
                 continue
             seen[obj["ID"]] = lineno
             pending.append((lineno, obj))
             if len(pending) >= _CHUNK:
-                records += _build_records(pending, report, strict)
+                records += _build_records(pending, report, strict, table)
                 pending = []
-        records += _build_records(pending, report, strict)
+        records += _build_records(pending, report, strict, table)
     names = set(os.listdir(images_dir)) if images_dir.is_dir() else set()
     for rec in records:
         rec.image_path = _image_path(images_dir, names, rec.image_id)
@@ -122,7 +138,9 @@ def _parse_json(text: bytes, lineno: int, report: ReadReport, strict: bool) -> d
     return obj
 
 
-def _build_records(items: list[tuple[int, dict]], report, strict) -> list[ImageRecord]:
+def _build_records(
+    items: list[tuple[int, dict]], report: ReadReport, strict: bool, table: FieldTable | None
+) -> list[ImageRecord]:
     """Records of a chunk of (line, object): one vectorised pass over all of its boxes; if any
     box needs a closer look, record by record (fast path, then box by box)."""
     if not items:
@@ -133,14 +151,45 @@ def _build_records(items: list[tuple[int, dict]], report, strict) -> list[ImageR
         bounds = np.cumsum([len(gt) for gt in gts])[:-1]
         split = {key: np.split(value, bounds) for key, value in flat.items()}
         arrays = [{key: split[key][i] for key in split} for i in range(len(items))]
+        kept = gts
     else:
-        arrays = []
+        arrays, kept = [], []
         for (lineno, obj), gt in zip(items, gts, strict=True):
             one = _boxes_fast(gt)
             if one is None:
-                one = _boxes_checked(gt, obj["ID"], lineno, report, strict)
+                one, gt = _boxes_checked(gt, obj["ID"], lineno, report, strict)
             arrays.append(one)
-    return [_record(lineno, obj, a) for (lineno, obj), a in zip(items, arrays, strict=True)]
+            kept.append(gt)
+    records = [_record(lineno, obj, a) for (lineno, obj), a in zip(items, arrays, strict=True)]
+    for rec, gt in zip(records, kept, strict=True):
+        odd = [(i, g["tag"]) for i, g in enumerate(gt) if g["tag"] not in _TAGS]
+        if odd:
+            _note_tags(rec, odd, report)
+    if table is not None:
+        for rec, (_, obj), gt in zip(records, items, kept, strict=True):
+            rec.fields = {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
+            rec.box_fields = _box_fields(gt, table)
+    return records
+
+
+def _note_tags(rec: ImageRecord, odd: list[tuple[int, str]], report: ReadReport) -> None:
+    """One note for the boxes of a record whose tag is neither person nor mask."""
+    shown = ", ".join(f"{tag!r} (box {i}, box_id {rec.box_ids[i]})" for i, tag in odd[:3])
+    more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+    msg = f"image {rec.image_id!r}: unknown tag {shown}{more} read as an ignore region"
+    report.add(UNKNOWN_TAG, msg, line=rec.line, count=len(odd))
+
+
+def _box_fields(gt: list[dict], table: FieldTable) -> list[dict]:
+    """Per box, the fields no attribute holds (the tag too when the writer would change it)."""
+    out, any_fields = [], False
+    for g in gt:
+        tag, extra = g["tag"], g.get("extra", _EMPTY)
+        written = "mask" if tag != "person" or extra.get("ignore", 0) else "person"
+        fields = table.unknown(g, tag=tag) if tag != written else table.unknown(g)
+        any_fields = any_fields or bool(fields)
+        out.append(fields)
+    return out if any_fields else []
 
 
 def _record(lineno: int, obj: dict, arrays: dict[str, np.ndarray]) -> ImageRecord:
@@ -219,9 +268,11 @@ def _boxes_fast(gt: list) -> dict[str, np.ndarray] | None:
 
 def _boxes_checked(
     gt: list, image_id: str, lineno: int, report: ReadReport, strict: bool
-) -> dict[str, np.ndarray]:
-    """Box-by-box parse: invalid boxes are reported and skipped; a bad vbox/hbox becomes NaN."""
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Box-by-box parse: invalid boxes are reported and skipped; a bad vbox/hbox becomes NaN.
+    Returns the arrays and the boxes kept."""
     rows: list[tuple] = []
+    kept: list[dict] = []
     for i, g in enumerate(gt):
         where = f"image {image_id!r} box {i}"
         if isinstance(g, dict) and isinstance(g.get("extra"), dict) and "box_id" in g["extra"]:
@@ -231,9 +282,10 @@ def _boxes_checked(
             report.problem(INVALID_BOX, f"{where}: {err}", strict, line=lineno)
         if row is not None:
             rows.append(row)
+            kept.append(g)
     if not rows:
-        return _boxes_fast([])
-    return _finish(*(list(col) for col in zip(*rows, strict=True)))
+        return _boxes_fast([]), kept
+    return _finish(*(list(col) for col in zip(*rows, strict=True))), kept
 
 
 def _parse_box(g) -> tuple[tuple | None, list[str]]:
@@ -289,7 +341,9 @@ def _attr_errors(extra: dict, head: dict) -> list[str]:
 
 
 def record_to_json(rec: ImageRecord, parts: dict[str, list] | None = None) -> dict:
-    """One ImageRecord -> one odgt JSON object (xywh, person/mask tag from `ignore`).
+    """One ImageRecord -> one odgt JSON object (xywh, person/mask tag from `ignore`), with the
+    record's `fields` / `box_fields` merged in (a carried tag is kept where it agrees with
+    `ignore`).
 
     `parts` ("fbox", "vbox", "hbox" -> xywh lists) may be given when converted in a batch.
     """
@@ -312,11 +366,20 @@ def record_to_json(rec: ImageRecord, parts: dict[str, list] | None = None) -> di
             extra["ignore"] = 1
         g["extra"] = extra
         g["head_attr"] = {"ignore": int(head_ignore[i])} if head_ignore[i] or not ignore[i] else {}
+        if rec.box_fields:
+            _merge_box_fields(g, rec.box_fields[i], ignore[i])
         boxes.append(g)
     obj: dict = {"ID": rec.image_id, "gtboxes": boxes}
     if rec.width > 0 and rec.height > 0:
         obj["width"], obj["height"] = int(rec.width), int(rec.height)
-    return obj
+    return merge_fields(obj, rec.fields)
+
+
+def _merge_box_fields(g: dict, fields: dict, ignore: bool) -> None:
+    tag = fields.get("tag")
+    if isinstance(tag, str) and (ignore or tag == "person"):  # another tag reads as ignore
+        g["tag"] = tag
+    merge_fields(g, fields)
 
 
 _KINDS = {"fbox": "full", "vbox": "visible", "hbox": "head"}

@@ -35,6 +35,11 @@ class ImageRecord:
         box_ids: (N,) int64 source box IDs, -1 where the source has none.
         occ: (N,) float32 occlusion as given by the source (CrowdHuman `extra.occ`), NaN if absent.
         source: annotation file the record came from; line: 1-based line (or record index).
+        fields: fields of the source record that no attribute holds (odgt top-level keys, COCO
+            `images` entry keys), written back by the writers.
+        box_fields: per row, the box's fields that no attribute holds, in the source nesting
+            (`{"head_attr": {"occ": 0, "unsure": 0}}`); empty list when no row has any.
+            Dicts may be shared between rows: read-only (see `crowdet.data.fields`).
     """
 
     image_id: str
@@ -50,6 +55,8 @@ class ImageRecord:
     occ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     source: str = ""
     line: int = 0
+    fields: dict = field(default_factory=dict)
+    box_fields: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.fbox)
@@ -67,6 +74,10 @@ class ImageRecord:
     def ignore_for(self, kind: str = "full") -> np.ndarray:
         """(N,) ignore flags for one box kind (head boxes also honour `head_ignore`)."""
         return self.ignore | self.head_ignore if kind == "head" else self.ignore
+
+    def fields_of(self, row: int) -> dict:
+        """The source fields of one row that no attribute holds (empty dict when none)."""
+        return self.box_fields[row] if self.box_fields else {}
 
     @property
     def num_people(self) -> int:

@@ -28,7 +28,10 @@ ERROR_KINDS = (CORRUPT, INVALID_BOX, DUPLICATE, MISSING, BAD_IMAGE, SIZE_MISMATC
 EMPTY = "empty"  # image with no annotated box at all
 IGNORE_ONLY = "ignore only"  # image whose boxes are all ignore regions
 OUTSIDE = "outside"  # box partly or wholly outside the image (kept: full boxes are amodal)
-INFO_KINDS = (EMPTY, IGNORE_ONLY, OUTSIDE)
+UNKNOWN_TAG = "unknown tag"  # odgt tag other than person / mask: read as an ignore region
+DUPLICATE_BOX_ID = "duplicate box_id"  # box IDs used twice in one image (messages ambiguous)
+OTHER_CATEGORY = "other category"  # COCO annotations of a category that is not people
+INFO_KINDS = (EMPTY, IGNORE_ONLY, OUTSIDE, UNKNOWN_TAG, DUPLICATE_BOX_ID, OTHER_CATEGORY)
 
 
 @dataclass

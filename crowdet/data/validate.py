@@ -6,7 +6,8 @@ and line of its record (and the image path, box IDs in the message):
 - size mismatch (error): the annotation gives a width/height the decoded image does not have;
 - outside (info): people whose full box extends past the image border (kept: full boxes are
   amodal) and, separately, boxes wholly outside it;
-- ignore only (info): images whose boxes are all ignore regions.
+- ignore only (info): images whose boxes are all ignore regions;
+- duplicate box_id (info): a box ID given to several boxes of one image.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from crowdet.data.images import read_image
 from crowdet.data.records import ImageRecord
-from crowdet.data.report import IGNORE_ONLY, OUTSIDE, SIZE_MISMATCH, ReadReport
+from crowdet.data.report import DUPLICATE_BOX_ID, IGNORE_ONLY, OUTSIDE, SIZE_MISMATCH, ReadReport
 from crowdet.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,14 @@ def check_boxes(rec: ImageRecord, report: ReadReport) -> None:
     where = {"path": rec.source, "line": rec.line}
     if len(rec) and rec.num_people == 0:
         report.add(IGNORE_ONLY, f"image {rec.image_id!r} has only ignore regions", **where)
+    ids, counts = np.unique(rec.box_ids[rec.box_ids >= 0], return_counts=True)
+    if (counts > 1).any():
+        twice = ids[counts > 1].tolist()
+        msg = (
+            f"image {rec.image_id!r}: box_id {', '.join(map(str, twice[:MAX_IDS_LISTED]))} used "
+            "by more than one box (messages naming these box IDs are ambiguous)"
+        )
+        report.add(DUPLICATE_BOX_ID, msg, count=len(twice), **where)
     if rec.width <= 0 or rec.height <= 0:
         return
     people = np.flatnonzero(~rec.ignore)

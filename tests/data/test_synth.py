@@ -156,7 +156,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     generate_dataset(b, 4, 2, size=(160, 120), seed=5, workers=2, progress=False)
     generate_dataset(c, 4, 2, size=(160, 120), seed=6, workers=1, progress=False)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 6 + 3
+    assert len(files) == 6 + 4  # images, two annotation files, synth.json, .crowdet-synth
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
@@ -319,3 +319,29 @@ def test_cli_writes_and_prints_the_summary(tmp_path, capsys):
     assert info["summary"]["images"] == 3
     assert cli_main(["synth", str(out), "--train", "-1"]) == 2
     assert "num_train" in capsys.readouterr().err
+
+
+def test_refuses_a_folder_holding_another_dataset(tmp_path, capsys):
+    out = tmp_path / "theirs"
+    (out / "Images").mkdir(parents=True)
+    (out / "Images" / "own.jpg").write_bytes(b"their picture")
+    (out / "annotation_train.odgt").write_text('{"ID": "own", "gtboxes": []}\n')
+    argv = ["synth", str(out), "--train", "1", "--val", "0", "--size", "96", "80", "--workers", "1"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is not empty (Images/, annotation_train.odgt)" in err and "--force" in err
+    assert (out / "annotation_train.odgt").read_text() == '{"ID": "own", "gtboxes": []}\n'
+    assert sorted(p.name for p in (out / "Images").iterdir()) == ["own.jpg"]
+    assert cli_main([*argv, "--force"]) == 0 and dataset_exists(out)
+
+
+def test_rewrites_its_own_folder_even_after_an_interruption(tmp_path):
+    out = tmp_path / "ours"
+    generate_dataset(out, 1, 0, size=(96, 80), workers=1, progress=False)
+    assert dataset_exists(out)
+    generate_dataset(out, 2, 0, size=(96, 80), workers=1, progress=False)  # synth.json there
+    (out / "synth.json").unlink()  # as after a run interrupted before its end
+    for name in ("annotation_train.odgt", "annotation_val.odgt"):
+        (out / name).unlink()
+    generate_dataset(out, 1, 1, size=(96, 80), workers=1, progress=False)  # the marker is there
+    assert len(read_lines(out / "annotation_val.odgt")) == 1

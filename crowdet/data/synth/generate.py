@@ -4,6 +4,10 @@
     OUT/annotation_train.odgt    one JSON object per image: {"ID", "gtboxes": [...]}
     OUT/annotation_val.odgt
     OUT/synth.json               generator settings and summary statistics
+    OUT/.crowdet-synth           written first: the folder is the generator's
+
+`OUT` must be new, empty, or the generator's (synth.json or .crowdet-synth there): a folder
+holding anything else (someone's dataset) is refused unless `force`.
 
 Order of writing: old annotation files are removed first, then the images, then the annotation
 files (atomically), then synth.json. An interrupted run therefore never leaves an annotation file
@@ -37,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 SPLIT_FILES = {"train": "annotation_train.odgt", "val": "annotation_val.odgt"}
 INFO_FILE = "synth.json"
+MARKER = ".crowdet-synth"  # the same name as crowdet.engine.data.SYNTH_MARKER
 FORMAT_VERSION = 1
 
 
@@ -55,6 +60,19 @@ def _check_args(out: Path, num_train: int, num_val: int, workers: int | None) ->
         raise CrowdetError(f"workers must be at least 1, got {workers}")
     if out.exists() and not out.is_dir():
         raise CrowdetError(f"{out} exists and is not a folder; choose another output folder")
+
+
+def _check_ours(out: Path) -> None:
+    """CrowdetError unless `out` is missing, empty or written by this generator."""
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) if out.exists() else []
+    if not entries or INFO_FILE in entries or MARKER in entries:
+        return
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise CrowdetError(
+        f"{out} is not empty ({shown}) and was not written by the synthetic generator; choose a "
+        "new or empty folder, or pass --force to write into it (its annotation_*.odgt would be "
+        "replaced)"
+    )
 
 
 def _num_workers(workers: int | None, total: int) -> int:
@@ -115,6 +133,7 @@ def generate_dataset(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Write a synthetic crowd dataset to `out` and return its summary statistics.
 
@@ -126,15 +145,19 @@ def generate_dataset(
         seed: the same seed gives byte-identical files, whatever the number of workers.
         workers: processes rendering images; default: the CPU count, fewer for small sets.
         progress: show a progress bar (when stderr is a terminal).
+        force: write into a non-empty folder that the generator did not write.
 
     Returns:
         summary dict (see `stats.summarize`) with "splits": {split: number of images}.
     """
     out = Path(out)
     _check_args(out, num_train, num_val, workers)
+    if not force:
+        _check_ours(out)
     cfg = resolve_config(preset, size)
     images_dir = out / "Images"
     images_dir.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by crowdet's synthetic generator\n")
     for name in (INFO_FILE, *SPLIT_FILES.values()):
         (out / name).unlink(missing_ok=True)
     counts = {"train": int(num_train), "val": int(num_val)}
