@@ -25,16 +25,15 @@ def ann_path(cfg: Config, split: str) -> Path:
     return p if p.is_absolute() else Path(cfg.data.root) / p
 
 
-SYNTH_MARKER = ".crowdet-synth"  # written first into a folder the generator fills
-
-
 def ensure_dataset(cfg: Config) -> None:
     """Generate the synthetic dataset under data.root when data.synth is set and the folder is
     missing, empty, or an unfinished generation. A user's folder is never written into."""
     root = Path(cfg.data.root)
     if ann_path(cfg, "train").is_file() and ann_path(cfg, "val").is_file():
         return
-    ours = not root.exists() or not any(root.iterdir()) or (root / SYNTH_MARKER).exists()
+    from crowdet.data.synth.generate import MARKER
+
+    ours = not root.exists() or not any(root.iterdir()) or (root / MARKER).exists()
     if cfg.data.synth is None or not ours:
         raise CrowdetError(
             f"data.root={root}: no {cfg.data.train_ann} / {cfg.data.val_ann} there "
@@ -44,8 +43,6 @@ def ensure_dataset(cfg: Config) -> None:
 
     s = cfg.data.synth
     log.info("data.root=%s does not exist: generating the synthetic '%s' set", root, s.preset)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / SYNTH_MARKER).write_text("made by crowdet's synthetic generator\n")
     generate_dataset(root, s.train, s.val, preset=s.preset, seed=s.seed)
 
 

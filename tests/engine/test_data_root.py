@@ -1,7 +1,8 @@
 import pytest
 
 from crowdet.config import load_config
-from crowdet.engine.data import SYNTH_MARKER, ensure_dataset
+from crowdet.data.synth.generate import MARKER
+from crowdet.engine.data import ensure_dataset
 from crowdet.errors import CrowdetError
 
 
@@ -19,7 +20,7 @@ def test_missing_root_is_generated_and_marked(tmp_path):
         "configs/tiny.yaml", [f"data.root={root}", "data.synth.train=2", "data.synth.val=1"]
     )
     ensure_dataset(cfg)
-    assert (root / SYNTH_MARKER).is_file()
+    assert (root / MARKER).is_file()
     lines = (root / "annotation_train.odgt").read_text().splitlines()
     assert len(lines) == 2
 

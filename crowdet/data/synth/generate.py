@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 SPLIT_FILES = {"train": "annotation_train.odgt", "val": "annotation_val.odgt"}
 INFO_FILE = "synth.json"
-MARKER = ".crowdet-synth"  # the same name as crowdet.engine.data.SYNTH_MARKER
+MARKER = ".crowdet-synth"  # written first: the folder is the generator's
 FORMAT_VERSION = 1
 
 
