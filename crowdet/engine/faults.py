@@ -81,7 +81,8 @@ class DataFaults:
 
     def add_missing(self, missing: dict[str, str]) -> None:
         """Images found missing at start-up (already warned about)."""
-        self.images.setdefault(MISSING, {}).update(missing)
+        if missing:
+            self.images.setdefault(MISSING, {}).update(missing)
 
     def add(self, skipped_images: list[tuple[str, str, str]]) -> None:
         """The (image ID, kind, message) of samples dropped from a batch; the first image of a
