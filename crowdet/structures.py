@@ -29,10 +29,21 @@ class Batch:
     orig_sizes: torch.Tensor
     image_ids: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # problem kind -> samples dropped
+    # (image ID, problem kind, message naming the file) of each sample dropped
+    skipped_images: list[tuple[str, str, str]] = field(default_factory=list)
 
     def to(self, device: torch.device | str) -> Batch:
         move = {k: getattr(self, k).to(device, non_blocking=True) for k in _TENSORS}
-        return Batch(**move, image_ids=self.image_ids, skipped=self.skipped)
+        return Batch(
+            **move,
+            image_ids=self.image_ids,
+            skipped=self.skipped,
+            skipped_images=self.skipped_images,
+        )
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images)
 
     @property
     def people(self) -> torch.Tensor:

@@ -32,11 +32,21 @@ def run(args) -> int:
     model.to(device)
     D.ensure_dataset(cfg)
     records = D.load_records(cfg, "val")
+    D.check_split_images(cfg, "val", records)  # none readable: an error, not empty metrics
     loader = D.eval_loader(cfg, D.build_dataset(cfg, records, train=False))
     box = cfg.eval.box or cfg.data.box
     result, _ = evaluate_model(model, loader, records, device, box, cfg.eval.coco, progress=True)
     files = write_results(result, args.out)
     print(format_table(result))
+    if result.skipped_images:
+        shown = ", ".join(result.skipped_images[:5])
+        more = (
+            f" and {len(result.skipped_images) - 5} more" if len(result.skipped_images) > 5 else ""
+        )
+        print(
+            f"  {len(result.skipped_images)} unreadable image(s) scored with no detections, "
+            f"their people as missed: {shown}{more}"
+        )
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0

@@ -1,4 +1,7 @@
-"""`crowdet train CONFIG [key=value ...] [--out RUN] [--resume [CKPT]] [--force]`.
+"""`crowdet train CONFIG [key=value ...] [--out RUN] [--resume [CKPT]] [--force] [--overwrite]`.
+
+`--out` naming a folder that already holds a run is refused unless `--resume` (continue it) or
+`--overwrite` (start over in it: its checkpoints, config and logs are removed first).
 
 Under torchrun (`torchrun --nproc-per-node N -m crowdet train ...`) each process joins the
 process group from torchrun's environment variables. When torchrun restarts the workers
@@ -8,7 +11,9 @@ process group from torchrun's environment variables. When torchrun restarts the 
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import signal
 from pathlib import Path
 
 HELP = "train a detector from a YAML config"
@@ -25,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue a run: from CKPT, or from <--out>/last.pt when no path is given",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="resume even if the config changed")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="start a new run in an --out folder that holds one (its checkpoints are removed)",
+    )  # fmt: skip
 
 
 def run(args) -> int:
@@ -72,18 +81,43 @@ def _run_dir(args, cfg) -> Path:
     return dist.broadcast_object(next_run_dir(Path("runs/train"), cfg.name))
 
 
+def _ignore_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _check_new_run(args, run_dir: Path, resume: Path | None) -> None:
+    """A new run never reuses a run folder silently (a torchrun restart continues its own)."""
+    from crowdet.engine import dist
+    from crowdet.engine.run_folder import refuse_existing_run
+    from crowdet.errors import CrowdetError
+
+    if args.overwrite and resume is not None:
+        raise CrowdetError("--overwrite starts a new run; it cannot go with --resume")
+    if resume is None and not args.overwrite and dist.restart_count() == 0:
+        refuse_existing_run(run_dir)
+
+
 def _train(args, cfg, info, device) -> int:
     from crowdet.engine.checkpoint import load_with_fallback
+    from crowdet.engine.run_folder import clear_run, make_run_dir
     from crowdet.engine.trainer import Trainer
 
     run_dir = _run_dir(args, cfg)
     resume = _resume_path(args, run_dir)
+    _check_new_run(args, run_dir, resume)
     # the checkpoint is read (safely) before anything is built or written
     state = load_with_fallback(resume) if resume is not None else None
+    if info.is_main:  # a one-line error now, not a traceback after the data is loaded
+        make_run_dir(run_dir)
+        if args.overwrite:
+            clear_run(run_dir)
     trainer = Trainer(cfg, run_dir, dist=info, device=device)
     if state is not None:
         trainer.load_state(*state, force=args.force)
     metrics = trainer.train()
+    if metrics is None:  # stopped by a signal and saved: a late Ctrl-C must not end in a
+        atexit.register(_ignore_stop_signals)  # traceback from an exit hook (first to run)
     if metrics is not None and info.is_main:
         print(f"run folder: {run_dir}")
         print(

@@ -1,7 +1,8 @@
 """Torch dataset over ImageRecords: decode, letterbox, augment, and the padded batch collate.
 
 A sample whose image cannot be read is not a crash and not a grey image: it is dropped from its
-batch and counted under its problem kind (`Batch.skipped`); with `strict=True` it is an error.
+batch and counted under its problem kind (`Batch.skipped`), its ID, kind and reason listed in
+`Batch.skipped_images`; with `strict=True` it is an error.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Sample:
     scale: float
     orig_size: tuple[int, int]  # (height, width)
     problem: str = ""  # kind of data problem when skipped
+    reason: str = ""  # the problem's message (names the file) when skipped
 
 
 class CrowdDataset(torch.utils.data.Dataset):
@@ -82,8 +84,9 @@ class CrowdDataset(torch.utils.data.Dataset):
         except DataError as e:
             if self.strict:
                 raise
+            kind = e.kind or "corrupt"
             return Sample(
-                None, _EMPTY_BOXES, _EMPTY_FLAGS, rec.image_id, 1.0, (0, 0), e.kind or "corrupt"
+                None, _EMPTY_BOXES, _EMPTY_FLAGS, rec.image_id, 1.0, (0, 0), kind, str(e)
             )
         return self.transform(image, rec, self._rng(index))
 
@@ -145,9 +148,11 @@ _EMPTY_FLAGS = np.zeros(0, bool)
 def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
     """Pad images to a multiple of size_divisor and annotations to the largest count."""
     skipped: dict[str, int] = {}
+    skipped_images = []
     for s in samples:
         if s.image is None:
             skipped[s.problem] = skipped.get(s.problem, 0) + 1
+            skipped_images.append((s.image_id, s.problem, s.reason))
     samples = [s for s in samples if s.image is not None]
     n = len(samples)
     hs = [s.image.shape[0] for s in samples] or [size_divisor]
@@ -182,4 +187,5 @@ def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
         orig_sizes=torch.tensor([s.orig_size for s in samples]).view(n, 2),
         image_ids=[s.image_id for s in samples],
         skipped=skipped,
+        skipped_images=skipped_images,
     )

@@ -12,8 +12,10 @@ import torch
 from crowdet.config import Config
 from crowdet.data.cache import ImageCache
 from crowdet.data.dataset import CrowdDataset, collate
-from crowdet.data.odgt import read_odgt
+from crowdet.data.odgt import read_odgt_report
 from crowdet.data.records import ImageRecord
+from crowdet.data.report import ReadReport
+from crowdet.engine.faults import check_images
 from crowdet.errors import CrowdetError
 
 log = logging.getLogger(__name__)
@@ -46,15 +48,30 @@ def ensure_dataset(cfg: Config) -> None:
     generate_dataset(root, s.train, s.val, preset=s.preset, seed=s.seed)
 
 
-def load_records(cfg: Config, split: str) -> list[ImageRecord]:
+def images_dir(cfg: Config) -> Path:
     images = Path(cfg.data.images)
-    images = images if images.is_absolute() else Path(cfg.data.root) / images
-    records = read_odgt(ann_path(cfg, split), images_dir=images, strict=cfg.data.strict)
+    return images if images.is_absolute() else Path(cfg.data.root) / images
+
+
+def load_records_report(cfg: Config, split: str) -> tuple[list[ImageRecord], ReadReport]:
+    """The split's records (at most data.max_images) and the ReadReport of its file."""
+    path = ann_path(cfg, split)
+    records, report = read_odgt_report(path, images_dir=images_dir(cfg), strict=cfg.data.strict)
     if cfg.data.max_images:
         records = records[: cfg.data.max_images]
+        report.found = len(records)
     if not records:
-        raise CrowdetError(f"{ann_path(cfg, split)}: no usable images")
-    return records
+        raise CrowdetError(f"{path}: no usable images")
+    return records, report
+
+
+def load_records(cfg: Config, split: str) -> list[ImageRecord]:
+    return load_records_report(cfg, split)[0]
+
+
+def check_split_images(cfg: Config, split: str, records: list[ImageRecord]) -> dict[str, str]:
+    """check_images for one split: {image ID: message} of the images missing on disk."""
+    return check_images(records, ann_path(cfg, split), images_dir(cfg), cfg.data.strict)
 
 
 def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> CrowdDataset:

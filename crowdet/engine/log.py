@@ -36,9 +36,14 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def prediction_pictures(records, dets: dict, box_kind: str, num: int) -> list[np.ndarray]:
-    """Ground truth beside detections for the first `num` records that have detections (BGR)."""
+def prediction_pictures(
+    records, dets: dict, box_kind: str, num: int, input_size: int | None = None
+) -> list[np.ndarray]:
+    """Ground truth beside detections for the first `num` records that have detections (BGR),
+    drawn on the image letterbox-scaled to `input_size` (the network input; None: full size),
+    so a huge validation image costs its decode only, not pictures at its own size."""
     from crowdet.data.images import read_image
+    from crowdet.data.transforms import letterbox_scale, resize
     from crowdet.visualize import prediction_panel
 
     panels = []
@@ -47,9 +52,10 @@ def prediction_pictures(records, dets: dict, box_kind: str, num: int) -> list[np
         gt = rec.boxes(box_kind)
         keep = np.isfinite(gt).all(1)
         image = read_image(rec.image_path)
-        panels.append(
-            prediction_panel(image, gt[keep], rec.ignore_for(box_kind)[keep], boxes, scores)
-        )
+        scale = letterbox_scale(*image.shape[:2], input_size) if input_size else 1.0
+        image, gt_boxes = resize(image, gt[keep], scale)
+        ignore = rec.ignore_for(box_kind)[keep]
+        panels.append(prediction_panel(image, gt_boxes, ignore, boxes * scale, scores))
     return panels
 
 

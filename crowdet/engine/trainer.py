@@ -22,11 +22,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from crowdet.config import Config, config_to_dict, dump_config
+from crowdet.config import Config
 from crowdet.engine import amp
 from crowdet.engine import data as D
 from crowdet.engine.budget import TimeBudget
-from crowdet.engine.checkpoint import changed_keys, load_with_fallback, save_checkpoint
+from crowdet.engine.checkpoint import load_with_fallback, save_checkpoint
 from crowdet.engine.dist import (
     DistInfo,
     any_across_ranks,
@@ -36,25 +36,29 @@ from crowdet.engine.dist import (
     resolve_device,
 )
 from crowdet.engine.ema import ModelEMA
-from crowdet.engine.evaluator import gather_detections, predict_loader, score_detections
+from crowdet.engine.faults import (
+    DataFaults,
+    log_end_counts,
+    refuse_non_finite,
+    restore_buffers,
+    snapshot_buffers,
+)
 from crowdet.engine.hardware import CpuShare, cpu_info, precision_line
-from crowdet.engine.log import RunLogger, peak_memory_mb, prediction_pictures
+from crowdet.engine.log import RunLogger, peak_memory_mb
 from crowdet.engine.optim import build_optimizer, build_scheduler, scaled_lr
-from crowdet.engine.state import rng_state, seed_everything, set_rng_state
+from crowdet.engine.run_folder import make_run_dir, next_run_dir, write_config
+from crowdet.engine.state import seed_everything
 from crowdet.engine.steps import StepStats, all_finite, catch_stop_signals, report_bad_step
+from crowdet.engine.trainer_state import check_config, restore_training, training_state
+from crowdet.engine.validation import validate
 from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector, build_loss
 
 log = logging.getLogger("crowdet.train")
 
+EMPTY_BATCH = "empty batch"  # a step whose batch held no readable image
+
 __all__ = ["Trainer", "next_run_dir", "resolve_device"]
-
-
-def next_run_dir(base: Path, name: str) -> Path:
-    n = 1
-    while (base / f"{name}-{n}").exists():
-        n += 1
-    return base / f"{name}-{n}"
 
 
 class LossForward(nn.Module):
@@ -97,15 +101,23 @@ class Trainer:
         self.iter, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_mr, self.evals_since_best = math.inf, 0
         self.bad_steps = 0
-        self.skipped: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}  # kind of skipped step -> steps
         self.last_losses: dict[str, float] = {}
         self.stop_signal: int | None = None
         self.stop_reason = ""
         self.last_eval = None  # (EvalResult, detections) of the latest validation, rank 0
         self.last_eval_iter, self.last_metrics = -1, None
+        self.logger, self._run_open = RunLogger(None), False
+
+    def _open_run(self) -> None:
+        """Make the run folder, write config.yaml, open the logs: only once the run is accepted
+        (a refused resume leaves the folder as it was)."""
+        if self._run_open:
+            return
+        self._run_open = True
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(cfg, self.run_dir / "config.yaml")
+            make_run_dir(self.run_dir)
+            write_config(self.cfg, self.run_dir)
         self.logger = RunLogger(self.run_dir if self.is_main else None)
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -114,8 +126,11 @@ class Trainer:
             D.ensure_dataset(self.cfg)
         barrier()
         D.ensure_dataset(self.cfg)
-        self.train_records = D.load_records(self.cfg, "train")
+        self.train_records, report = D.load_records_report(self.cfg, "train")
         self.val_records = D.load_records(self.cfg, "val")
+        self.faults = DataFaults(report)  # images skipped while training, counted once each
+        self.faults.add_missing(D.check_split_images(self.cfg, "train", self.train_records))
+        self.val_missing = D.check_split_images(self.cfg, "val", self.val_records)
         self.train_set = D.build_dataset(self.cfg, self.train_records, train=True)
         self.val_set = D.build_dataset(self.cfg, self.val_records, train=False)
 
@@ -149,34 +164,17 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        t = self.cfg.train
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "iter": self.iter,
-            **self.budget.state_dict(),
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "sampler": {"seed": t.seed, "batch_size": t.batch_size, "world": self.dist.world},
-            "best_mr": self.best_mr,
-            "evals_since_best": self.evals_since_best,
-            "bad_steps": self.bad_steps,
-            "skipped": dict(self.skipped),
-            "rng": rng_state(),
-            "config": config_to_dict(self.cfg),
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-            state["ema_updates"] = self.ema.updates
-        return state
+        return training_state(self)
 
     def save(self, name: str = "last.pt") -> Path | None:
-        """Write the state to the run folder (rank 0 only)."""
+        """Write the state to the run folder (rank 0 only); a state holding NaN or inf is
+        refused (CrowdetError), the checkpoint already there kept."""
         if not self.is_main:
             return None
-        return save_checkpoint(self.state_dict(), self.run_dir / name)
+        self._open_run()
+        state = self.state_dict()
+        refuse_non_finite(state, self.run_dir / name)
+        return save_checkpoint(state, self.run_dir / name)
 
     def resume(self, path: Path, force: bool = False) -> None:
         """Continue from a checkpoint (its .prev when it is truncated), see load_state."""
@@ -185,35 +183,18 @@ class Trainer:
 
     def load_state(self, state: dict, source: Path, force: bool = False) -> None:
         """Restore everything; a config that differs from the checkpoint's is refused (listing
-        the keys) unless `force`."""
-        changed = changed_keys(state.get("config", {}), config_to_dict(self.cfg))
-        if changed and not force:
-            raise CrowdetError(
-                f"{source}: the config differs from the checkpoint's in {', '.join(changed)}; "
-                "resume with the same config, or pass --force"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state.get("ema", state["model"]), state.get("ema_updates", 0))
-        self.iter, self.epoch = state["iter"], state["epoch"]
-        self.budget.load_state_dict(state)
-        old_world = state.get("sampler", {}).get("world", 1)
-        self.batch_in_epoch = D.resume_position(state["batch_in_epoch"], old_world, self.dist.world)
-        self.best_mr = state["best_mr"]
-        self.evals_since_best = state.get("evals_since_best", 0)
-        self.bad_steps = state.get("bad_steps", 0)
-        self.skipped = dict(state.get("skipped", {}))
-        set_rng_state(state["rng"])
+        the keys) unless `force`, and then nothing is written to the run folder."""
+        check_config(self, state, source, force)
+        restore_training(self, state, source)
+        self._open_run()
         self.logger.rewind(self.iter)
-        log.info("resumed from %s at iteration %d (epoch %d)", source, self.iter, self.epoch)
 
     # ---- the loop ---------------------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
+        if self.stop_signal is not None:  # a second Ctrl-C must not tear the save
+            log.warning("received %s again: already stopping; saving first, then exiting", name)
+            return
         log.warning("received %s: finishing this step, saving, then exiting", name)
         self.stop_signal = signum
 
@@ -221,13 +202,17 @@ class Trainer:
         """Train to train.max_iters, or for about train.time_budget seconds, or to a stop; -> the
         final validation metrics, None when stopped by a signal (last.pt then holds the exact
         position to resume from)."""
+        self._open_run()
         try:
-            with catch_stop_signals(self._on_signal):
+            with catch_stop_signals(self._on_signal):  # the save too: a signal cannot tear it
                 self._loop()
-            self.save()
-            if self.stop_signal is not None:
-                log.info("saved %s at iteration %d; resume with --resume", self.run_dir, self.iter)
-                return None
+                self.save()
+                if self.stop_signal is not None:
+                    self.logger.close()
+                    log.info(
+                        "saved %s at iteration %d; resume with --resume", self.run_dir, self.iter
+                    )
+                    return None
             metrics = self.last_metrics
             if final_eval and self.last_eval_iter != self.iter:
                 metrics = self.validate()
@@ -301,13 +286,16 @@ class Trainer:
         t = self.cfg.train
         tick = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
+        buffers = snapshot_buffers(self.model)  # a skipped step leaves the BN statistics alone
         bad, sums, data_time, ids = None, {}, 0.0, []
         for k in range(t.accumulate):
             batch, dt = next(stream)
             data_time += dt
-            for kind, n in batch.skipped.items():
-                self.skipped[kind] = self.skipped.get(kind, 0) + n
+            self.faults.add(batch.skipped_images)
             if bad is not None:  # the step is lost: keep the batch order, compute nothing
+                continue
+            if any_across_ranks([batch.num_images == 0], self.device)[0]:
+                bad = (EMPTY_BATCH, {}, batch.image_ids)
                 continue
             ids += batch.image_ids
             losses, ok = self._backward(batch, last=k == t.accumulate - 1)
@@ -320,6 +308,7 @@ class Trainer:
             bad = self._apply_gradients(ids)
         self._advance_schedule()
         if bad is not None:
+            restore_buffers(buffers)
             self._bad_step(*bad)
         else:
             self.bad_steps = 0
@@ -366,8 +355,16 @@ class Trainer:
             self.scheduler.step()
 
     def _bad_step(self, kind: str, losses: dict, image_ids: list[str]) -> None:
-        self.bad_steps += 1
+        first = kind not in self.skipped
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        if kind == EMPTY_BATCH:  # a data problem, not a numeric one: no streak
+            if first:
+                log.warning(
+                    "step %d skipped: no image of its batch could be read; such steps are "
+                    "counted", self.iter,
+                )  # fmt: skip
+            return
+        self.bad_steps += 1
         terms = {k: float(torch.as_tensor(v).detach()) for k, v in losses.items()}
         log.warning("%s at iteration %d %s: step skipped", kind, self.iter, terms)
         if self.bad_steps >= self.cfg.train.max_bad_steps:
@@ -382,7 +379,11 @@ class Trainer:
                 losses = timing.pop("losses")
                 self.logger.step(self.iter, self.max_iters, losses, self._lr(), timing)
         if t.checkpoint_interval and self.iter % t.checkpoint_interval == 0:
-            self.save()
+            if self.bad_steps:  # the last good checkpoint stays the last one written
+                log.info("no checkpoint at iteration %d: %d bad step(s) in a row", self.iter,
+                         self.bad_steps)  # fmt: skip
+            else:
+                self.save()
         if t.eval_interval and self.iter % t.eval_interval == 0 and self.iter < self.max_iters:
             self.validate()
 
@@ -397,38 +398,7 @@ class Trainer:
     # ---- evaluation -------------------------------------------------------------------------
     def validate(self) -> dict:
         """Score the model (its EMA when on) on val; sharded over ranks, metrics on every rank."""
-        cfg = self.cfg
-        model = self.ema.module if self.ema is not None else self.model
-        loader = D.eval_loader(cfg, self.val_set, self.dist.rank, self.dist.world)
-        show = bool(self.progress) and self.is_main
-        dets, sizes = gather_detections(*predict_loader(model, loader, self.device, show))
-        metrics = None
-        if self.is_main:
-            box = cfg.eval.box or cfg.data.box
-            result = score_detections(self.val_records, dets, sizes, box, cfg.eval.coco)
-            metrics = result.to_json()
-            self.last_eval = (result, dets)
-            self.logger.evaluation(self.epoch, self.iter, self.last_losses, metrics, self._lr())
-            if cfg.train.vis_images:
-                pictures = prediction_pictures(self.val_records, dets, box, cfg.train.vis_images)
-                self.logger.pictures(pictures, self.iter)
-        metrics = broadcast_object(metrics)
-        self.last_eval_iter, self.last_metrics = self.iter, metrics
-        self._track_best(metrics["MR"])
-        return metrics
-
-    def _track_best(self, mr: float) -> None:
-        if mr < self.best_mr:
-            self.best_mr, self.evals_since_best = mr, 0
-            self.save("best.pt")
-            return
-        self.evals_since_best += 1
-        patience = self.cfg.train.patience
-        if patience and self.evals_since_best >= patience:
-            self.stop_reason = f"no better MR^-2 in {patience} evaluations"
-            log.info("early stop at iteration %d: %s", self.iter, self.stop_reason)
+        return validate(self)
 
     def _log_skipped(self) -> None:
-        if self.skipped:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
-            log.warning("training skipped samples or steps: %s", counts)
+        log_end_counts(self.faults, self.skipped)

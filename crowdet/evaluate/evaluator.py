@@ -44,6 +44,7 @@ class EvalResult:
         mr_refs, mr_points: (9,) reference FPPI points and the miss rate at each.
         ji_thresholds, ji_curve: (10,) score thresholds and the JI at each.
         occlusion, height: miss rate by GT visibility and by GT height bins.
+        skipped_images: IDs of images that could not be read, scored with no detections.
     """
 
     AP: float
@@ -67,6 +68,7 @@ class EvalResult:
     ji_curve: np.ndarray = field(default_factory=lambda: np.zeros(len(JI_THRESHOLDS)))
     occlusion: Breakdown | None = None
     height: Breakdown | None = None
+    skipped_images: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The metrics.json content: AP, MR, JI, coco, counts, plus box, caltech, JI curve."""
@@ -87,6 +89,8 @@ class EvalResult:
         }
         if self.caltech:
             out["caltech"] = dict(self.caltech)
+        if self.skipped_images:
+            out["skipped_images"] = list(self.skipped_images)
         for name, b in (("occlusion", self.occlusion), ("height", self.height)):
             if b is not None:
                 out[f"mr_by_{name}"] = b.to_json()

@@ -73,3 +73,41 @@ def test_non_finite_gradient_is_skipped(tmp_path, tiny_data, monkeypatch):
     trainer.train(final_eval=False)
     assert trainer.skipped == {"non-finite gradient": 1}
     assert adam_steps(trainer.state_dict()) == {2}
+
+
+def test_a_skipped_step_leaves_buffers_and_ema_alone(tiny_data, tmp_path, monkeypatch):
+    inject_nan({0}, monkeypatch.setattr)  # the forward ran (BN statistics moved), the loss NaN
+    cfg = tiny_config(tiny_data, "train.max_iters=1", "train.ema=true")
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    model = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    ema = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    assert any("running_mean" in k for k in model)
+    trainer.train(final_eval=False)
+    assert trainer.skipped == {"non-finite loss": 1}
+    after = trainer.model.state_dict()
+    assert [k for k in model if not torch.equal(model[k], after[k])] == []
+    assert all(torch.equal(ema[k], v) for k, v in trainer.ema.state_dict().items())
+
+
+def test_no_checkpoint_is_written_during_a_bad_streak(tmp_path, tiny_data, monkeypatch):
+    inject_nan(set(range(2, 100)), monkeypatch.setattr)  # steps 3, 4, 5 are bad
+    cfg = tiny_config(
+        tiny_data, "train.max_iters=20", "train.checkpoint_interval=1", "train.max_bad_steps=3"
+    )
+    with pytest.raises(CrowdetError, match="3 bad steps in a row"):
+        Trainer(cfg, tmp_path, progress=False).train()
+    last = state_of(tmp_path / "last.pt")
+    assert last["iter"] == 2 and last["bad_steps"] == 0  # the last good one
+    assert state_of(tmp_path / "last.pt.prev")["iter"] == 1
+
+
+def test_a_non_finite_state_is_never_saved(tmp_path, tiny_data):
+    trainer = Trainer(tiny_config(tiny_data, "train.max_iters=1"), tmp_path, progress=False)
+    trainer.train(final_eval=False)
+    before = (tmp_path / "last.pt").read_bytes()
+    name, buffer = next((n, b) for n, b in trainer.model.named_buffers() if "running_var" in n)
+    buffer[0] = float("inf")
+    with pytest.raises(CrowdetError, match=f"not writing .*last.pt: model.{name} holds NaN"):
+        trainer.save()
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert not (tmp_path / "last.pt.tmp").exists()

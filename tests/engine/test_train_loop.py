@@ -11,7 +11,7 @@ import pytest
 import torch
 from engine_helpers import state_of, tiny_config, train_cli
 
-from crowdet.engine import trainer as trainer_module
+from crowdet.engine import validation as validation_module
 from crowdet.engine.amp import cpu_bf16_supported
 from crowdet.engine.dist import DistInfo
 from crowdet.engine.trainer import Trainer
@@ -61,7 +61,7 @@ def test_early_stop_after_patience_evaluations_without_improvement(
 ):
     sequence = iter(mrs)
     monkeypatch.setattr(
-        trainer_module, "score_detections", lambda *a, **k: FakeResult(next(sequence))
+        validation_module, "score_detections", lambda *a, **k: FakeResult(next(sequence))
     )
     cfg = tiny_config(tiny_data, "train.max_iters=20", "train.eval_interval=1", "train.patience=2")
     trainer = Trainer(cfg, tmp_path, progress=False)
