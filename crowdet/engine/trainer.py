@@ -41,6 +41,7 @@ from crowdet.engine.log import RunLogger, peak_memory_mb, prediction_pictures
 from crowdet.engine.optim import build_optimizer, build_scheduler, scaled_lr
 from crowdet.engine.state import rng_state, seed_everything, set_rng_state
 from crowdet.engine.steps import StepStats, all_finite, catch_stop_signals, report_bad_step
+from crowdet.engine.weights import load_weights
 from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector, build_loss
 
@@ -186,7 +187,7 @@ class Trainer:
                 f"{source}: the config differs from the checkpoint's in {', '.join(changed)}; "
                 "resume with the same config, or pass --force"
             )
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state, source, self.cfg, ema=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
