@@ -8,6 +8,7 @@ Loading is `torch.load(map_location="cpu", weights_only=True)` only: a pickled p
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -71,7 +72,8 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: bool = True) -
             f.flush()
             os.fsync(f.fileno())
     except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise _write_error(e, path) from None
     if keep_previous and path.exists():
         os.replace(path, previous_path(path))
@@ -93,11 +95,12 @@ def _os_error(exc: BaseException | None) -> OSError | None:
 
 def _write_error(exc: BaseException, path: Path) -> CrowdetError:
     kept = f"{path} is unchanged" if path.exists() else f"no {path.name} was written"
+    then = "resume the run" if path.exists() else "start again"
     os_err = _os_error(exc)
     if os_err is not None and os_err.errno in (errno.ENOSPC, errno.EDQUOT):
         return CrowdetError(
             f"no space left on {path.parent} while saving {path.name}; {kept} "
-            "and the partial file was removed: free some space, then resume the run"
+            f"and the partial file was removed: free some space, then {then}"
         )
     reason = (os_err.strerror or str(os_err)) if os_err is not None else str(exc).split("\n")[0]
     return CrowdetError(f"{path}: could not write the checkpoint ({reason}); {kept}")
