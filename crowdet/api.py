@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crowdet.config import Config, config_from_dict
+from crowdet.config import Config
 from crowdet.data.dataset import CrowdDataset, Sample, collate
 from crowdet.data.images import read_image
 from crowdet.data.records import ImageRecord
 from crowdet.engine.checkpoint import load_checkpoint
+from crowdet.engine.weights import checkpoint_config, load_weights
 from crowdet.models.build import build_detector
 
 
@@ -34,11 +35,11 @@ class Detector:
         """tta=False: one pass at the input size, whatever test-time augmentation the
         checkpoint's config asks for (postprocess.test_scales, flip_test); faster on video."""
         state = load_checkpoint(path)
-        cfg = config_from_dict(state["config"], f"{path} (config)")
+        cfg = checkpoint_config(state, path)
         if not tta:
             cfg.postprocess.flip_test, cfg.postprocess.test_scales = False, [1.0]
         model = build_detector(cfg)
-        model.load_state_dict(state.get("ema") or state["model"])
+        load_weights(model, state, path, cfg)
         return cls(model, cfg, device)
 
     def preprocess(self, images: list[np.ndarray]) -> list[Sample]:

@@ -1,8 +1,9 @@
 """Typed configuration: YAML (safe_load) -> pydantic schema, dotted CLI overrides, validation, dump.
 
-Every hyperparameter lives here, each with a comment. Unknown keys and wrong types are errors naming
-the key path and, for unknown keys, the closest valid key. A config may name one `base:` file
-(resolved relative to itself); the base may not have a base of its own.
+Every hyperparameter lives here, each with a comment and its bounds. Unknown keys, wrong types and
+values out of bounds (no float may be NaN or infinite) are errors naming the key path and, for
+unknown keys, the closest valid key. A config may name one `base:` file (resolved relative to
+itself); the base may not have a base of its own. Reading the YAML is crowdet.config_yaml.
 """
 
 from __future__ import annotations
@@ -12,8 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
 from crowdet.errors import ConfigError
 
 
@@ -23,16 +33,27 @@ def _off_if_false(value: Any) -> Any:
 
 
 AmpMode = Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_if_false)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # in [0, 1]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class FieldError(ValueError):
+    """A cross-field check's failure, naming the key it is about (relative to its section)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: no float key may be NaN or infinite (`train.lr=nan` is an error)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SynthConfig(Section):
     preset: str = "demo"  # crowdet.data.synth preset used when data.root is missing
-    train: int = 1500  # number of training images to generate
-    val: int = 300  # number of validation images to generate
+    train: int = Field(1500, ge=0)  # number of training images to generate
+    val: int = Field(300, ge=0)  # number of validation images to generate
     seed: int = 0  # generator seed (independent of train.seed)
 
 
@@ -44,52 +65,78 @@ class DataConfig(Section):
     box: Literal["full", "visible", "head"] = "full"  # which box kind to train on
     # generate a synthetic set when data.root does not exist (null: never)
     synth: SynthConfig | None = Field(default_factory=SynthConfig)
-    input_size: int = 320  # longest image side after the letterbox resize (pixels)
-    size_divisor: int = 32  # batches are padded to a multiple of this
-    min_box_size: float = 2.0  # training boxes narrower/shorter than this after clipping: dropped
-    workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    # longest image side after the letterbox resize (pixels): a positive multiple of size_divisor
+    input_size: int = Field(320, gt=0)
+    size_divisor: int = Field(32, ge=1)  # batches are padded to a multiple of this
+    min_box_size: float = Field(2.0, ge=0.0)  # training boxes smaller than this: dropped
+    workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
     strict: bool = False  # data problems are errors instead of counted skips
-    max_images: int = 0  # use only the first N images of each split (0 = all)
+    max_images: int = Field(0, ge=0)  # use only the first N images of each split (0 = all)
     # keep decoded training images in memory between epochs, up to cache_mb megabytes
     cache: bool = False
     cache_mb: int = Field(2048, ge=0)
 
+    @model_validator(mode="after")
+    def _input_size_fits_divisor(self):
+        size, div = self.input_size, self.size_divisor
+        if size % div:
+            lower, upper = size // div * div, (size // div + 1) * div
+            near = f"{lower} or {upper}" if lower else str(upper)
+            message = f"must be a multiple of data.size_divisor={div}, got {size} (use {near})"
+            raise FieldError("input_size", message)
+        return self
+
 
 class AugmentConfig(Section):
-    hflip: float = 0.5  # probability of a horizontal flip
-    scale: tuple[float, float] = (1.0, 1.0)  # random rescale range around input_size
-    hsv: tuple[float, float, float] = (0.0, 0.0, 0.0)  # hue / saturation / value jitter gains
+    hflip: Fraction = 0.5  # probability of a horizontal flip
+    scale: tuple[Positive, Positive] = (1.0, 1.0)  # random rescale range around input_size
+    hsv: tuple[Fraction, Fraction, Fraction] = (0.0, 0.0, 0.0)  # hue / saturation / value gains
+
+    @field_validator("scale")
+    @classmethod
+    def _low_high(cls, v):
+        if v[0] > v[1]:
+            raise ValueError(f"must be [low, high] with low <= high, got {list(v)}")
+        return v
 
 
 class BackboneConfig(Section):
     name: str = "tiny"  # see crowdet.models.build.BACKBONES
-    width: int = 16  # channels of the first stage (tiny backbone)
-    depth: int = 1  # extra blocks per stage (tiny backbone)
-    frozen_stages: int = 0  # stages whose weights are not trained
+    width: int = Field(16, ge=1)  # channels of the first stage (tiny backbone)
+    depth: int = Field(1, ge=0)  # extra blocks per stage (tiny backbone)
+    frozen_stages: int = Field(0, ge=0)  # stages whose weights are not trained
 
 
 class NeckConfig(Section):
     name: str = "fpn"  # see crowdet.models.build.NECKS
-    channels: int = 64  # output channels of every pyramid level
-    levels: list[int] = [3, 4, 5, 6]  # pyramid levels Pk, stride 2**k
+    channels: int = Field(64, ge=1)  # output channels of every pyramid level
+    # pyramid levels Pk, stride 2**k: at least one, increasing
+    levels: list[Annotated[int, Field(ge=1, le=10)]] = Field([3, 4, 5, 6], min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _increasing(cls, v):
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be increasing with no repeats, got {v}")
+        return v
 
 
 class HeadConfig(Section):
     name: str = "retina"  # see crowdet.models.build.HEADS
-    convs: int = 2  # conv layers in each of the cls / box towers
-    channels: int = 64  # tower width
-    prior_prob: float = 0.01  # initial foreground probability (focal-loss bias init)
+    convs: int = Field(2, ge=0)  # conv layers in each of the cls / box towers
+    channels: int = Field(64, ge=1)  # tower width
+    prior_prob: float = Field(0.01, gt=0.0, lt=1.0)  # initial foreground probability (bias init)
     norm: Literal["bn", "gn", "none"] = "bn"  # normalisation inside the towers
 
 
 class AnchorConfig(Section):
-    base_scale: float = 3.0  # anchor height at level k = base_scale * 2**k * octave scale
-    octave_scales: list[float] = [1.0, 1.26, 1.587]  # scales per location
-    aspect_ratios: list[float] = [2.44]  # height / width of the anchors (people stand)
+    base_scale: Positive = 3.0  # anchor height at level k = base_scale * 2**k * octave scale
+    octave_scales: list[Positive] = Field([1.0, 1.26, 1.587], min_length=1)  # scales per location
+    aspect_ratios: list[Positive] = Field([2.44], min_length=1)  # anchor height / width
 
 
 class ModelConfig(Section):
-    num_classes: int = 1  # person
+    num_classes: int = Field(1, ge=1)  # person
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     neck: NeckConfig = Field(default_factory=NeckConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
@@ -101,29 +148,39 @@ class ModelConfig(Section):
 
 class AssignConfig(Section):
     name: str = "max_iou"  # max_iou or atss (see crowdet.models.build.ASSIGNERS)
-    pos_iou: float = 0.5  # max_iou: IoU at or above which a prior is positive
-    neg_iou: float = 0.4  # max_iou: IoU below which a prior is negative
-    topk: int = 9  # atss: candidate priors per person and pyramid level
-    ignore_ioa: float = 0.5  # priors covered more than this by an ignore region are not negatives
-    max_elements: int = 2**20  # (image, target, prior) entries per block: bounds memory in crowds
+    pos_iou: float = Field(0.5, gt=0.0, le=1.0)  # max_iou: IoU at or above which: positive
+    neg_iou: float = Field(0.4, gt=0.0, le=1.0)  # max_iou: IoU below which a prior is negative
+    topk: int = Field(9, ge=1)  # atss: candidate priors per person and pyramid level
+    # priors covered more than this by an ignore region are not negatives (1 = never)
+    ignore_ioa: Fraction = 0.5
+    max_elements: int = Field(2**20, ge=1)  # (image, target, prior) entries per block (memory)
+
+    @model_validator(mode="after")
+    def _neg_below_pos(self):
+        if self.neg_iou > self.pos_iou:
+            raise FieldError(
+                "neg_iou", f"must be <= assign.pos_iou={self.pos_iou}, got {self.neg_iou}"
+            )
+        return self
 
 
 class LossConfig(Section):
     cls: Literal["focal", "quality_focal"] = "focal"  # quality_focal: IoU-aware score targets
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
+    focal_alpha: float = Field(0.25, le=1.0)  # weight of positives (< 0: none, as torchvision)
+    focal_gamma: float = Field(2.0, ge=0.0)
     box: Literal["giou", "diou", "ciou", "smooth_l1"] = "giou"  # box regression loss
-    box_weight: float = 2.0  # weight of the box term
-    smooth_l1_beta: float = 0.1  # for box: smooth_l1 (on deltas)
+    box_weight: float = Field(2.0, ge=0.0)  # weight of the box term
+    smooth_l1_beta: float = Field(0.1, ge=0.0)  # for box: smooth_l1 (on deltas)
 
 
 class PostprocessConfig(Section):
-    score_threshold: float = 0.05  # detections below are dropped before NMS
-    pre_nms_topk: int = 1000  # best candidates per image (and test-time pass) kept before NMS
+    # detections below are dropped before NMS (0: keep all; 1 would keep none)
+    score_threshold: float = Field(0.05, ge=0.0, lt=1.0)
+    pre_nms_topk: int = Field(1000, ge=1)  # best candidates per image (and pass) kept before NMS
     nms: Literal["hard", "soft"] = "hard"  # crowdet.postprocess
-    iou_threshold: float = 0.5  # NMS IoU threshold
-    soft_sigma: float = 0.5  # Gaussian Soft-NMS sigma
-    max_dets: int = 500  # detections per image after NMS (no cap of 100)
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)  # NMS IoU threshold
+    soft_sigma: Positive = 0.5  # Gaussian Soft-NMS sigma
+    max_dets: int = Field(500, ge=1)  # detections per image after NMS (no cap of 100)
     # box voting: a kept box becomes the score-weighted mean of the candidates with IoU > vote_iou
     # around it (0 = off; keep it high in crowds, where neighbours overlap)
     vote_iou: float = Field(0.0, ge=0.0, lt=1.0)
@@ -135,25 +192,25 @@ class PostprocessConfig(Section):
 
 
 class TrainConfig(Section):
-    max_iters: int = 3000  # total optimizer steps
-    batch_size: int = 16
+    max_iters: int = Field(3000, ge=0)  # total optimizer steps
+    batch_size: int = Field(16, ge=1)
     optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: float = 2e-3  # peak learning rate
-    momentum: float = 0.9  # SGD momentum / AdamW beta1
+    lr: Positive = 2e-3  # peak learning rate
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD momentum / AdamW beta1
     nesterov: bool = False
-    weight_decay: float = 0.05  # not applied to norms and biases
-    warmup_iters: int = 200  # linear warmup from warmup_factor * lr
-    warmup_factor: float = 0.001
+    weight_decay: float = Field(0.05, ge=0.0)  # not applied to norms and biases
+    warmup_iters: int = Field(200, ge=0)  # linear warmup from warmup_factor * lr
+    warmup_factor: float = Field(0.001, gt=0.0, le=1.0)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    steps: list[float] = [0.67, 0.89]  # fractions of max_iters for the step schedule
-    min_lr_ratio: float = 0.01  # cosine floor as a fraction of lr
-    clip_grad: float = 10.0  # max gradient norm (0 = off)
-    seed: int = 0
+    steps: list[Fraction] = [0.67, 0.89]  # fractions of max_iters for the step schedule
+    min_lr_ratio: Fraction = 0.01  # cosine floor as a fraction of lr
+    clip_grad: float = Field(10.0, ge=0.0)  # max gradient norm (0 = off)
+    seed: int = Field(0, ge=0)
     deterministic: bool = False
-    log_interval: int = 20  # steps between log lines
-    eval_interval: int = 0  # steps between validations (0 = only at the end)
-    checkpoint_interval: int = 500  # steps between checkpoints
-    time_limit: float = 0.0  # seconds; stop training early when reached (0 = none)
+    log_interval: int = Field(20, ge=1)  # steps between log lines
+    eval_interval: int = Field(0, ge=0)  # steps between validations (0 = only at the end)
+    checkpoint_interval: int = Field(500, ge=0)  # steps between checkpoints (0 = only at the end)
+    time_limit: float = Field(0.0, ge=0.0)  # seconds; stop training early when reached (0 = none)
     # seconds of training to plan for (0 = off): from the pace of the steps so far the schedule
     # is fitted to end when this time is spent, at most max_iters steps (like ultralytics' time=)
     time_budget: float = Field(0.0, ge=0.0)
@@ -161,8 +218,8 @@ class TrainConfig(Section):
     # fewer (a slow or busy machine) says so at the start (0 = no check)
     budget_min_iters: int = Field(0, ge=0)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads (0 = torch default)
-    max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+    threads: int = Field(0, ge=0)  # torch CPU threads (0 = torch default)
+    max_bad_steps: int = Field(20, ge=1)  # consecutive non-finite losses before the run stops
     accumulate: int = Field(1, ge=1)  # batches whose gradients are summed per optimizer step
     ema: bool = False  # keep an exponential moving average of the weights (used for evaluation)
     ema_decay: float = Field(0.9998, gt=0.0, lt=1.0)  # EMA decay, ramped up over the first steps
@@ -179,11 +236,11 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     box: Literal["full", "visible", "head"] | None = None  # default: data.box
     coco: bool = True  # also compute COCO AP through faster-coco-eval
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1)
 
 
 class Config(Section):
-    name: str = "run"  # run name (runs/train/<name>-N)
+    name: str = "run"  # run name (runs/train/<name>-N): one folder name, no '/' or '..'
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -192,6 +249,16 @@ class Config(Section):
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, v: str):
+        if v.strip() in ("", ".", "..") or "/" in v or "\\" in v or "\0" in v:
+            raise ValueError(
+                f"must be one folder name (no '/', '\\' or '..': the run goes in runs/train/), "
+                f"got {v!r}"
+            )
+        return v
 
 
 def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
@@ -225,46 +292,14 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
             lines.append(f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})")
+        elif isinstance(e.get("ctx", {}).get("error"), FieldError):
+            err_ = e["ctx"]["error"]
+            lines.append(f"'{'.'.join([*map(str, loc), err_.key])}': {err_}")
+        elif e["type"] == "value_error":
+            lines.append(f"'{key}': {e['ctx']['error']}")
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
     return ConfigError(f"{source}: " + "; ".join(lines))
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return data
-
-
-def _merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def parse_overrides(overrides: list[str]) -> dict:
-    """['train.lr=0.01', 'model.neck.levels=[3,4]'] -> nested dict (values parsed as YAML)."""
-    tree: dict = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        node = tree
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        try:
-            node[parts[-1]] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            node[parts[-1]] = value
-    return tree
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -274,15 +309,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = Path(path)
         source = str(path)
-        data = _read_yaml(path)
+        data = read_yaml(path)
         base = data.pop("base", None)
         if base is not None:
-            base_data = _read_yaml(path.parent / base)
+            if not isinstance(base, str) or not base:
+                raise ConfigError(f"{path}: 'base' must be the path of a config file, got {base!r}")
+            base_data = read_yaml(path.parent / base)
             if "base" in base_data:
                 raise ConfigError(f"{path.parent / base}: a base config may not have a base")
-            data = _merge(base_data, data)
+            data = merge(base_data, data)
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge(data, parse_overrides(overrides))
         source += " + overrides"
     return config_from_dict(data, source)
 

@@ -71,3 +71,58 @@ def test_amp_off_survives_yaml_booleans(tmp_path):
     assert load_config(cfg).train.amp == "off"
     with pytest.raises(ConfigError, match="train.amp"):
         load_config(None, ["train.amp=on"])
+
+
+def test_config_path_that_is_a_folder_is_one_line_naming_it(tmp_path):
+    (tmp_path / "tiny.yaml").write_text("name: x\n")
+    with pytest.raises(ConfigError, match=r"is a folder, not a config file.*tiny\.yaml") as e:
+        load_config(tmp_path)
+    assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_empty_config_file_is_an_error_not_all_defaults(tmp_path, text):
+    p = tmp_path / "empty.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=r"empty\.yaml: the config file is empty"):
+        load_config(p)
+
+
+def test_an_explicit_empty_mapping_means_every_default(tmp_path):
+    p = tmp_path / "defaults.yaml"
+    p.write_text("{}\n")
+    assert load_config(p) == load_config(None)
+
+
+def test_duplicate_key_is_refused_naming_both_lines(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("name: a\ntrain:\n  lr: 0.1\n  batch_size: 2\n  lr: 0.2\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value) == f"{p}:5: duplicate key 'lr' (first given at line 3); keep one"
+    p.write_text("name: a\ntrain: {lr: 0.1}\nname: b\n")  # at the top level too
+    with pytest.raises(ConfigError, match=r"dup\.yaml:3: duplicate key 'name' \(first .* line 1\)"):
+        load_config(p)
+
+
+def test_duplicate_key_in_a_base_or_an_override_value_is_refused(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.5\n  lr: 0.6\n")
+    (tmp_path / "top.yaml").write_text("base: base.yaml\n")
+    with pytest.raises(ConfigError, match=r"base\.yaml:3: duplicate key 'lr'"):
+        load_config(tmp_path / "top.yaml")
+    with pytest.raises(ConfigError, match=r"duplicate key 'lr'"):
+        load_config(None, ["train={lr: 1, lr: 2}"])
+
+
+def test_a_key_next_to_a_yaml_merge_overrides_it_and_is_no_duplicate(tmp_path):
+    p = tmp_path / "merge.yaml"
+    p.write_text("train:\n  <<: {lr: 0.1, batch_size: 2}\n  lr: 0.3\n")
+    cfg = load_config(p)
+    assert (cfg.train.lr, cfg.train.batch_size) == (0.3, 2)
+
+
+def test_base_must_be_a_path(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("base: 5\n")
+    with pytest.raises(ConfigError, match=r"'base' must be the path of a config file, got 5"):
+        load_config(p)

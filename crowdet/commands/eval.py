@@ -21,6 +21,7 @@ def run(args) -> int:
     from crowdet.engine.checkpoint import load_checkpoint
     from crowdet.engine.evaluator import evaluate_model
     from crowdet.engine.trainer import resolve_device
+    from crowdet.engine.weights import load_weights
     from crowdet.evaluate import format_table, write_results
     from crowdet.models.build import build_detector
 
@@ -28,7 +29,7 @@ def run(args) -> int:
     state = load_checkpoint(args.checkpoint)
     device = resolve_device(cfg.train.device)
     model = build_detector(cfg)
-    model.load_state_dict(state.get("ema") or state["model"])
+    load_weights(model, state, args.checkpoint, cfg)
     model.to(device)
     D.ensure_dataset(cfg)
     records = D.load_records(cfg, "val")

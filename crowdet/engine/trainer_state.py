@@ -9,6 +9,7 @@ from crowdet.config import config_to_dict
 from crowdet.engine import data as D
 from crowdet.engine.checkpoint import changed_keys
 from crowdet.engine.state import rng_state, set_rng_state
+from crowdet.engine.weights import load_weights
 from crowdet.errors import CrowdetError
 
 log = logging.getLogger("crowdet.train")
@@ -56,7 +57,7 @@ def check_config(trainer, state: dict, source: Path, force: bool) -> None:
 def restore_training(trainer, state: dict, source: Path) -> None:
     """Put `state` (from training_state) back into the trainer."""
     t = trainer
-    t.model.load_state_dict(state["model"])
+    load_weights(t.model, state, source, t.cfg, ema=False)
     t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler"):

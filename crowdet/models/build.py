@@ -56,9 +56,12 @@ def build_detector(cfg: Config) -> DenseDetector:
     backbone = lookup(BACKBONES, bb.name, "model.backbone.name")(
         width=bb.width, depth=bb.depth, frozen_stages=bb.frozen_stages
     )
-    neck = lookup(NECKS, m.neck.name, "model.neck.name")(
-        backbone.out_channels, backbone.out_strides, m.neck.channels, m.neck.levels
-    )
+    try:
+        neck = lookup(NECKS, m.neck.name, "model.neck.name")(
+            backbone.out_channels, backbone.out_strides, m.neck.channels, m.neck.levels
+        )
+    except ValueError as e:  # levels this backbone cannot feed
+        raise ConfigError(f"model.neck.levels: {e}") from None
     anchors = AnchorGenerator(
         neck.out_strides, m.anchors.base_scale, m.anchors.octave_scales, m.anchors.aspect_ratios
     )

@@ -10,12 +10,28 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def check_levels(levels: list[int], in_levels: list[int]) -> None:
+    """ValueError unless `levels` can be built from backbone levels `in_levels`: at least one
+    backbone level, no level the backbone lacks, and levels above the backbone's last one
+    contiguous (each extra level is one stride-2 conv on the one below)."""
+    top = in_levels[-1]
+    low = [lvl for lvl in levels if lvl <= top]
+    missing = [lvl for lvl in low if lvl not in in_levels]
+    extra = [lvl for lvl in levels if lvl > top]
+    if not low or missing or extra != list(range(top + 1, top + 1 + len(extra))):
+        raise ValueError(
+            f"levels {list(levels)} cannot be built on backbone levels {in_levels}: use at least "
+            f"one of {in_levels}, then levels {top + 1}, {top + 2}, ... in a row"
+        )
+
+
 class FPN(nn.Module):
     def __init__(
         self, in_channels: list[int], in_strides: list[int], channels: int, levels: list[int]
     ):
         super().__init__()
         in_levels = [s.bit_length() - 1 for s in in_strides]
+        check_levels(levels, in_levels)
         self.levels = list(levels)
         self.used = [i for i, lvl in enumerate(in_levels) if lvl in levels]
         self.lateral = nn.ModuleList(nn.Conv2d(in_channels[i], channels, 1) for i in self.used)
