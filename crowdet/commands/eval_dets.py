@@ -1,4 +1,8 @@
-"""`crowdet eval-dets --gt GT --dt DT [--out DIR] [--box full|visible|head] [--caltech]`."""
+"""`crowdet eval-dets --gt GT --dt DT [--out DIR] [--box full|visible|head] [--caltech] [--strict]`.
+
+Detections of non-positive size and GT images without a detection line are counted and warned
+about (errors with `--strict`).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="images folder, read for the sizes neither the GT nor the detections give",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on detections of non-positive size and GT images without a detection line",
+    )
 
 
 def _read_gt(path: Path, images: Path | None):
@@ -65,6 +74,7 @@ def run(args) -> int:
     records, id_map = _read_gt(args.gt, args.images)
     found = read_detections(args.dt, id_map)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
+    found.check([r.image_id for r in records], args.dt, args.strict)
     _fill_missing_sizes(records, found.sizes)
     result = evaluate(records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech)
     print(format_table(result))
