@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdet.data.atomic import atomic_open
-from crowdet.data.boxfmt import number, numeric_array
+from crowdet.data.boxfmt import number, numeric_array, paused_gc
 from crowdet.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,12 @@ def read_detections(path: str | os.PathLike, id_map: dict | None = None) -> Dete
     path = Path(path)
     if not path.is_file():
         raise DataError("detection file not found; check the path", str(path))
-    text = path.read_text(encoding="utf-8")
+    with paused_gc():
+        return _read_text(path.read_text(encoding="utf-8"), path, id_map)
+
+
+def _read_text(text: str, path: Path, id_map: dict | None) -> DetectionFile:
+    """The detections of a file's whole text (JSON list or lines)."""
     stripped = text.lstrip()
     out = DetectionFile()
     if stripped.startswith("["):
