@@ -2,7 +2,8 @@
 and, when its path is given, the evaluator released with CrowdDet on the same files.
 
     python bench/bench_eval_dets.py [--images 4370] [--people 100] [--dets 100] [--seed 0]
-                                    [--reference PATH/TO/CrowdDet] [--keep DIR]
+                                    [--reference PATH/TO/CrowdDet] [--keep DIR] [--repeat N]
+                                    [--crowddet-rounding]
 
 The set is random (tests/evaluate/eval_scenes.py): people in clusters crossing the border,
 noisy copies of them as detections (duplicates, tied scores) plus false positives, ignore
@@ -13,8 +14,10 @@ result file (CrowdDet's `tools/test.py` writes them so).
 
 With `--reference` (the CrowdDet checkout, or its `lib` folder), the reference's
 `compute_JI.evaluation_all` and `compute_APMR.compute_APMR` run in a child Python on the same
-files, and the AP, MR^-2 and JI of both are printed with their differences and the wall-time
-ratio of the two commands (start-up and reading included on both sides).
+files, and the AP, MR^-2 and JI of both are printed with their differences and the speed ratio
+of the two commands (start-up and reading included on both sides), in wall time and in CPU time
+(the reference runs 10 processes; on a busy shared machine CPU time is the steadier number).
+`--crowddet-rounding` writes boxes with 1 decimal and scores with 5, as CrowdDet's results are.
 """
 
 from __future__ import annotations
