@@ -1,4 +1,8 @@
-"""`crowdet eval-dets --gt GT --dt DT [--out DIR] [--box full|visible|head] [--caltech]`."""
+"""`crowdet eval-dets --gt GT --dt DT [--out DIR] [--box full|visible|head] [--caltech] [--strict]`.
+
+Detections of non-positive size and GT images without a detection line are counted and warned
+about (errors with `--strict`).
+"""
 
 from __future__ import annotations
 
@@ -33,9 +37,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="images folder, read for the sizes neither the GT nor the detections give",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on detections of non-positive size and GT images without a detection line",
+    )
 
 
 def _read_gt(path: Path, images: Path | None):
+    """(records, COCO id map or None). An .odgt file is read by its own reader, without
+    importing the other formats' readers (and OpenCV) that `read_annotations` brings."""
+    if path.name.lower().endswith(".odgt"):
+        from crowdet.data.odgt import read_odgt_report
+
+        return read_odgt_report(path, images, strict=True)[0], None
     from crowdet.data.convert import read_annotations, resolve_format
 
     fmt = resolve_format(path, None, ("odgt", "coco"))
@@ -65,6 +80,7 @@ def run(args) -> int:
     records, id_map = _read_gt(args.gt, args.images)
     found = read_detections(args.dt, id_map)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
+    found.check([r.image_id for r in records], args.dt, args.strict)
     _fill_missing_sizes(records, found.sizes)
     result = evaluate(records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech)
     print(format_table(result))

@@ -11,6 +11,11 @@
 
 Boxes become float64 xyxy (x + w in float64, as the reference computes it). Every problem raises
 `DataError(message, path, line)` naming the line (and the list item for JSON lists).
+
+Two things are legal but usually a mistake, and are counted (`DetectionFile.check`): detections
+with a non-positive width or height (scored like any other: false positives, as the reference
+scores them), and GT images without a detection line (their people all missed; the sign of a
+cut-off results file). Both are warnings, errors with `strict`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdet.data.atomic import atomic_open
-from crowdet.data.boxfmt import number, numeric_array
+from crowdet.data.boxfmt import number, numeric_array, paused_gc
 from crowdet.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -41,12 +46,15 @@ class DetectionFile:
         sizes: image ID -> (W, H) where the file gives them (CrowdHuman lines).
         format: "crowdhuman" or "coco".
         lines: image ID -> the line it first appears on (for error messages).
+        degenerate: image ID -> (K,) indices (in the line's `dtboxes`, or the image's results in
+            file order) of its detections with a non-positive width or height.
     """
 
     dets: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     format: str = "crowdhuman"
     lines: dict[str, int] = field(default_factory=dict)
+    degenerate: dict[str, np.ndarray] = field(default_factory=dict)
 
     def check_ids(self, known, path: str | os.PathLike, gt_path: str | os.PathLike = "") -> None:
         """Raise DataError at the first image ID that is not in `known` (the GT's IDs)."""
@@ -59,6 +67,46 @@ class DetectionFile:
                     str(path),
                     self.lines.get(image_id),
                 )
+
+    def check(self, known, path: str | os.PathLike, strict: bool = False) -> dict[str, int]:
+        """Count the detections of non-positive size and (CrowdHuman lines only) the GT images
+        of `known` (IDs, in GT order) without a detection line; warn once per kind with the
+        first case, or raise DataError under `strict`.
+
+        Returns:
+            {"degenerate_dets": N, "degenerate_images": N, "images_without_line": N}.
+        """
+        counts = {"degenerate_dets": 0, "degenerate_images": 0, "images_without_line": 0}
+        if self.degenerate:
+            image_id, idx = next(iter(self.degenerate.items()))
+            counts["degenerate_dets"] = sum(len(v) for v in self.degenerate.values())
+            counts["degenerate_images"] = len(self.degenerate)
+            what = "dtboxes" if self.format == "crowdhuman" else "result"
+            first = f"image {image_id!r} {what}[{int(idx[0])}]"
+            msg = (
+                f"{counts['degenerate_dets']} detection(s) in {counts['degenerate_images']} "
+                f"image(s) have a non-positive width or height (first: {first}); they are "
+                "scored as false positives"
+            )
+            self._warn_or_raise(msg, path, self.lines.get(image_id), strict)
+        if self.format == "crowdhuman":
+            missing = [i for i in known if i not in self.dets]
+            counts["images_without_line"] = len(missing)
+            if missing:
+                msg = (
+                    f"{len(missing)} of {len(known)} ground-truth images have no detection line "
+                    f"(first: {missing[0]!r}); they count as images without detections: is the "
+                    "file cut off?"
+                )
+                self._warn_or_raise(msg, path, None, strict)
+        return counts
+
+    @staticmethod
+    def _warn_or_raise(msg: str, path, line: int | None, strict: bool) -> None:
+        if strict:
+            raise DataError(f"{msg} (--strict)", str(path), line)
+        where = f"{path}:{line}" if line else str(path)
+        logger.warning("%s: %s", where, msg)
 
 
 def _box_error(box) -> str | None:
@@ -121,7 +169,15 @@ def _crowdhuman_record(obj, out: DetectionFile, line: int) -> str | None:
         out.sizes[image_id] = (int(width), int(height))
     out.dets[image_id] = (_xyxy(parsed[0]), parsed[1].astype(np.float64))
     out.lines[image_id] = line
+    _note_degenerate(out, image_id, parsed[0])
     return None
+
+
+def _note_degenerate(out: DetectionFile, image_id: str, xywh: np.ndarray) -> None:
+    """Record the detections of one image whose width or height is not positive."""
+    bad = np.flatnonzero((xywh[:, 2] <= 0) | (xywh[:, 3] <= 0))
+    if len(bad):
+        out.degenerate[image_id] = bad
 
 
 def _coco_item(obj, id_map: dict | None, rows: dict[str, list], out, line: int) -> str | None:
@@ -144,7 +200,9 @@ def _coco_item(obj, id_map: dict | None, rows: dict[str, list], out, line: int) 
     return None
 
 
-def _coco_dets(rows: dict[str, list]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _coco_dets(
+    rows: dict[str, list], out: DetectionFile
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     categories = {c for items in rows.values() for _, _, c in items}
     only_person = len(categories) > 1
     if only_person:
@@ -153,6 +211,7 @@ def _coco_dets(rows: dict[str, list]) -> dict[str, tuple[np.ndarray, np.ndarray]
     for image_id, items in rows.items():
         kept = [(b, s) for b, s, c in items if not only_person or c == COCO_PERSON]
         dets[image_id] = (_xyxy([b for b, _ in kept]), np.asarray([s for _, s in kept], float))
+        _note_degenerate(out, image_id, np.asarray([b for b, _ in kept], float).reshape(-1, 4))
     return dets
 
 
@@ -180,7 +239,12 @@ def read_detections(path: str | os.PathLike, id_map: dict | None = None) -> Dete
     path = Path(path)
     if not path.is_file():
         raise DataError("detection file not found; check the path", str(path))
-    text = path.read_text(encoding="utf-8")
+    with paused_gc():
+        return _read_text(path.read_text(encoding="utf-8"), path, id_map)
+
+
+def _read_text(text: str, path: Path, id_map: dict | None) -> DetectionFile:
+    """The detections of a file's whole text (JSON list or lines)."""
     stripped = text.lstrip()
     out = DetectionFile()
     if stripped.startswith("["):
@@ -196,7 +260,7 @@ def read_detections(path: str | os.PathLike, id_map: dict | None = None) -> Dete
         if out.format == "coco":
             if out.dets:
                 raise DataError("mixes CrowdHuman and COCO results", str(path))
-            out.dets = _coco_dets(rows)
+            out.dets = _coco_dets(rows, out)
         return out
     for line, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():

@@ -15,6 +15,9 @@ list for all images at once:
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,7 +300,9 @@ def _assign_components(comp: np.ndarray, d: np.ndarray, g: np.ndarray, w: np.nda
     """Indices (into the given edges) of a maximum-weight matching within each component.
 
     comp: (E,) component 0..C-1 of each edge; d, g: (E,) endpoints; w: (E,) weights. All dense
-    blocks are laid out in one flat buffer, so the loop only slices and assigns.
+    blocks are laid out in one flat buffer. Small blocks (few enough one-to-one assignments of
+    the shorter side, `MAX_ENUMERATED`) are solved together per shape by trying every
+    assignment; the others one by one with `linear_sum_assignment`.
     """
     ncomp = int(comp.max()) + 1
     row, nrow = _local_index(comp, _dense_rank(d), ncomp)
@@ -309,9 +314,45 @@ def _assign_components(comp: np.ndarray, d: np.ndarray, g: np.ndarray, w: np.nda
     edge_at = np.full(offset[-1], -1, np.int64)
     edge_at[cell] = np.arange(len(comp))
     picked = []
-    for c in range(ncomp):
+    small = np.zeros(ncomp, bool)
+    shapes = np.unique(np.stack([nrow, ncol], 1), axis=0)
+    for a, b in shapes.tolist():
+        if math.perm(max(a, b), min(a, b)) <= MAX_ENUMERATED:
+            members = np.flatnonzero((nrow == a) & (ncol == b))
+            small[members] = True
+            picked.append(_enumerate_blocks(weight, offset[members], a, b))
+    for c in np.flatnonzero(~small).tolist():
         block = weight[offset[c] : offset[c + 1]].reshape(nrow[c], ncol[c])
         r, k = linear_sum_assignment(block, maximize=True)
         picked.append(offset[c] + r * ncol[c] + k)
     e = edge_at[np.concatenate(picked)]
     return e[e >= 0]
+
+
+# Largest number of one-to-one assignments of a block solved by trying them all (a 3 x 7 block
+# has 210, a 4 x 6 block 360).
+MAX_ENUMERATED = 400
+
+
+@functools.cache
+def _assignments(a: int, b: int) -> np.ndarray:
+    """(P, a) every injective map of a rows into b columns (a <= b), as column indices."""
+    return np.asarray(list(itertools.permutations(range(b), a)), np.int64).reshape(-1, a)
+
+
+def _enumerate_blocks(weight: np.ndarray, starts: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Flat cells of the best assignment of each (a, b) block starting at `starts` (C,).
+
+    Every assignment of the shorter side is scored at once: (C, P) totals, the first maximum
+    wins.
+    """
+    blocks = weight[starts[:, None] + np.arange(a * b)].reshape(-1, a, b)
+    if a > b:
+        blocks = blocks.transpose(0, 2, 1)
+    short, long_ = min(a, b), max(a, b)
+    perms = _assignments(short, long_)  # (P, short)
+    rows = np.arange(short)
+    totals = blocks[:, rows, perms].sum(-1)  # (C, P)
+    best = perms[np.argmax(totals, axis=1)]  # (C, short)
+    r, k = (rows[None, :], best) if a <= b else (best, rows[None, :])
+    return (starts[:, None] + r * b + k).reshape(-1)

@@ -143,3 +143,20 @@ def test_format_table_names_each_metric_and_write_results_keeps_the_values(tmp_p
     occ = data["mr_by_occlusion"]
     assert sum(v["num_gt"] for v in occ.values()) == r.num_gt
     assert np.isfinite([v["MR"] for v in occ.values()]).all()
+
+
+def test_eval_dets_warns_about_missing_lines_and_strict_refuses(files, capsys, caplog):
+    tmp, gt, _, sizes = files
+    for r in gt:
+        r.width, r.height = sizes[r.image_id]
+    write_odgt(gt, tmp / "gt_sized.odgt")
+    lines = (tmp / "dt.json").read_text().splitlines()
+    (tmp / "cut.json").write_text("\n".join(lines[:3]) + "\n")
+    gt_path, dt_path = str(tmp / "gt_sized.odgt"), str(tmp / "cut.json")
+    args = ["eval-dets", "--gt", gt_path, "--dt", dt_path, "--no-coco"]
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert "ground-truth images have no detection line" in caplog.text
+    assert main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp / 'cut.json'}" in err and "no detection line" in err and "--strict" in err

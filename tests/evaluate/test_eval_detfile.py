@@ -96,3 +96,58 @@ def test_missing_file_and_unknown_ids(tmp_path):
     with pytest.raises(DataError, match="'zz' is not in the ground truth") as err:
         found.check_ids({"a"}, path, "gt.odgt")
     assert err.value.line == 2
+
+
+def _lines(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_detections_of_non_positive_size_are_counted_and_refused_when_strict(tmp_path, caplog):
+    good = {"box": [1, 1, 5, 5], "score": 0.9}
+    path = _lines(
+        tmp_path / "dt.odgt",
+        [
+            {"ID": "a", "dtboxes": [good]},
+            {"ID": "b", "dtboxes": [good, {"box": [1, 1, 0, 5], "score": 0.5}]},
+            {"ID": "c", "dtboxes": [{"box": [1, 1, 4, -2], "score": 0.1}, good]},
+        ],
+    )
+    found = read_detections(path)
+    assert {k: v.tolist() for k, v in found.degenerate.items()} == {"b": [1], "c": [0]}
+    with caplog.at_level("WARNING"):
+        counts = found.check(["a", "b", "c"], path)
+    assert counts == {"degenerate_dets": 2, "degenerate_images": 2, "images_without_line": 0}
+    assert f"{path}:2" in caplog.text and "2 detection(s) in 2 image(s)" in caplog.text
+    assert "'b' dtboxes[1]" in caplog.text
+    with pytest.raises(DataError, match="non-positive width or height") as err:
+        found.check(["a", "b", "c"], path, strict=True)
+    assert err.value.path == str(path) and err.value.line == 2
+
+
+def test_coco_results_of_non_positive_size_are_counted(tmp_path):
+    path = tmp_path / "res.json"
+    items = [
+        {"image_id": 1, "bbox": [0, 0, 10, 20], "score": 0.9},
+        {"image_id": 1, "bbox": [0, 0, 0, 0], "score": 0.8},
+    ]
+    path.write_text(json.dumps(items))
+    found = read_detections(path)
+    assert found.check(["1", "2"], path)["degenerate_dets"] == 1  # "2": no line in COCO
+    with pytest.raises(DataError, match=r"'1' result\[1\]"):
+        found.check(["1"], path, strict=True)
+
+
+def test_ground_truth_images_without_a_detection_line_are_counted(tmp_path, caplog):
+    path = _lines(tmp_path / "dt.odgt", [{"ID": "b", "dtboxes": []}])
+    found = read_detections(path)
+    with caplog.at_level("WARNING"):
+        counts = found.check(["a", "b", "c"], path)
+    assert counts["images_without_line"] == 2 and counts["degenerate_dets"] == 0
+    assert "2 of 3 ground-truth images have no detection line (first: 'a')" in caplog.text
+    with pytest.raises(DataError, match="no detection line"):
+        found.check(["a", "b", "c"], path, strict=True)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert found.check(["b"], path)["images_without_line"] == 0
+    assert not caplog.text

@@ -103,3 +103,45 @@ def test_pairs_hold_the_ignore_flags_by_ioa_over_the_own_area():
     gt_flags = np.concatenate([_in_ignore(im.gt, im.ign) for im in images])
     assert det_flags.any() and not det_flags.all() and gt_flags.any()
     assert (pairs.det_ignored == det_flags).all() and (pairs.gt_ignored == gt_flags).all()
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (2, 7), (7, 2), (3, 5), (5, 3), (4, 6), (6, 4)])
+def test_blocks_solved_by_trying_every_assignment_equal_linear_sum_assignment(shape):
+    from crowdet.evaluate.matching import _enumerate_blocks
+
+    rng = np.random.default_rng(sum(shape))
+    a, b = shape
+    blocks = rng.uniform(0.5, 1.0, (50, a, b)) * (rng.random((50, a, b)) < 0.6)
+    blocks[0] = 0.75  # every assignment ties
+    blocks[1] = np.round(blocks[1], 1)  # some tie
+    cells = _enumerate_blocks(blocks.reshape(-1), np.arange(50) * a * b, a, b)
+    chosen = blocks.reshape(-1)[cells].reshape(50, -1)
+    assert chosen.shape[1] == min(a, b)
+    for c in range(50):
+        r, k = linear_sum_assignment(blocks[c], maximize=True)
+        assert chosen[c].sum() == pytest.approx(blocks[c][r, k].sum(), abs=1e-12)
+        rows, cols = np.divmod(cells.reshape(50, -1)[c] - c * a * b, b)
+        assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+
+
+def test_max_weight_match_on_crowds_mixes_both_solvers_and_stays_maximal():
+    """Crowds with 1-decimal boxes (exact IoU ties): components of many sizes, each maximal."""
+    rng = np.random.default_rng(5)
+    images = []
+    for _ in range(3):
+        xy = rng.uniform(0, 40, (40, 2))
+        gt = np.round(np.concatenate([xy, xy + rng.uniform(25, 35, (40, 2))], 1), 1)
+        dt = np.round(gt[rng.integers(0, 40, 70)] + rng.normal(0, 2, (70, 4)), 1)
+        scores = np.round(rng.random(70), 5)
+        order = np.argsort(-scores, kind="stable")
+        images.append(ImageBoxes(dt[order], scores[order], gt, np.zeros((0, 4))))
+    pairs = build_pairs(images)
+    for t in (0.0, 0.3, 0.6):
+        chosen = max_weight_match(pairs, pairs.det_score > t)
+        for i, im in enumerate(images):
+            iou = pairwise_iou(im.dt[im.scores > t], im.gt)
+            w = np.where(iou > 0.5, iou, 0.0)
+            r, k = linear_sum_assignment(w, maximize=True)
+            mine = pairs.det_image[pairs.edge_det[chosen]] == i
+            assert pairs.edge_iou[chosen][mine].sum() == pytest.approx(w[r, k].sum(), abs=1e-9)
+            assert mine.sum() == int((w[r, k] > 0).sum())

@@ -72,3 +72,20 @@ def test_reference_hungarian_is_a_maximum_weight_assignment(seed):
     assign = hungarian_max(w)
     assert sorted(assign) == list(range(n)) and len(set(assign.values())) == n
     assert sum(w[i][j] for i, j in assign.items()) == pytest.approx(_brute_max_weight(w))
+
+
+def test_matches_reference_on_results_rounded_as_crowddet_writes_them():
+    """CrowdDet's tools/test.py writes boxes with 1 decimal and scores with 5: exact IoU ties,
+    and scores on the JI thresholds themselves (0.3 is not above 0.1 * 3)."""
+    gt, dets = random_set(20, seed=11, people=10, dets=30)
+    rng = np.random.default_rng(11)
+    rounded = {}
+    for image_id, (boxes, scores) in dets.items():
+        scores = np.round(scores, 5)
+        on_threshold = rng.random(len(scores)) < 0.2
+        scores[on_threshold] = np.round(scores[on_threshold], 1)
+        rounded[image_id] = (np.round(boxes, 1), scores)
+    for r in gt:
+        r.fbox = np.round(r.fbox, 1).astype(np.float32)
+    result = evaluate(gt, rounded, coco=False)
+    _compare(result, reference_metrics(gt, rounded))
