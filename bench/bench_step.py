@@ -24,12 +24,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from timing import config_parser  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--config", type=Path, default=REPO / "configs" / "demo.yaml")
+    p = config_parser(__doc__)
     p.add_argument("--rounds", type=int, default=6, help="turns of every variant")
     p.add_argument("--steps", type=int, default=5, help="steps of a variant per turn")
     p.add_argument("--compile", action="store_true", help="also time torch.compile variants")

@@ -18,12 +18,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from timing import config_parser  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--config", type=Path, default=REPO / "configs" / "demo.yaml")
+    p = config_parser(__doc__)
     p.add_argument("--iters", type=int, default=40, help="optimizer steps to time")
     p.add_argument("--warmup", type=int, default=5, help="first steps left out of the means")
     return p.parse_args()
