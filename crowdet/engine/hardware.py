@@ -111,6 +111,7 @@ def busy_line(share: float, threads: int) -> str:
     if hasattr(os, "getloadavg"):
         load = f", load average {os.getloadavg()[0]:.1f}"
     return (
-        f"the machine is busy: this run got {share:.0%} of its {threads} cores over its first "
+        f"the machine is busy: this run got {share:.0%} of its {threads} "
+        f"core{'s' if threads > 1 else ''} over its first "
         f"steps (other processes use the rest{load}); it trains slower than this CPU allows"
     )
