@@ -48,9 +48,12 @@ def _read_gt(path: Path, images: Path | None):
     """(records, COCO id map or None). An .odgt file is read by its own reader, without
     importing the other formats' readers (and OpenCV) that `read_annotations` brings."""
     if path.name.lower().endswith(".odgt"):
+        import numpy as np
+
         from crowdet.data.odgt import read_odgt_report
 
-        return read_odgt_report(path, images, strict=True)[0], None
+        # float64 boxes: fractional GT at the IoU = 0.5 boundary must match as in the reference.
+        return read_odgt_report(path, images, strict=True, box_dtype=np.float64)[0], None
     from crowdet.data.convert import read_annotations, resolve_format
 
     fmt = resolve_format(path, None, ("odgt", "coco"))
