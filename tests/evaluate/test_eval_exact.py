@@ -73,3 +73,14 @@ def test_ji_is_a_maximum_total_iou_matching_not_a_maximum_cardinality_one(tmp_pa
     dets = [([16, 0, 50, 10], 0.9), ([33, 0, 50, 10], 0.9), ([50, 0, 50, 10], 0.9)]
     _write(tmp_path, [("a", gt, dets)])
     assert _metrics(tmp_path)["JI"] == pytest.approx(2 / (3 + 3 - 2 + EPS), abs=1e-12)
+
+
+@pytest.mark.parametrize("out_name", ["file", "file/sub"])
+def test_out_naming_a_file_is_a_one_line_error_naming_it(tmp_path, capsys, out_name):
+    _write(tmp_path, [("a", [[10, 10, 20, 40]], [([10, 10, 20, 40], 0.9)])])
+    (tmp_path / "file").write_text("not a folder")
+    args = ["eval-dets", "--gt", str(tmp_path / "gt.odgt"), "--dt", str(tmp_path / "dt.odgt")]
+    assert main([*args, "--no-coco", "--out", str(tmp_path / out_name)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{tmp_path / 'file'}: is a file" in err
+    assert (tmp_path / "file").read_text() == "not a folder"
