@@ -120,7 +120,9 @@ def crowdet_metrics(folder: Path) -> tuple[dict[str, float], float, float]:
     cmd = [sys.executable, "-m", "crowdet", "eval-dets", "--gt", str(gt), "--dt", str(dt)]
     _, elapsed, cpu = run_timed([*cmd, "--no-coco"])
     found = read_detections(dt)
-    result = evaluate(read_odgt(gt), found.dets, sizes=found.sizes, coco=False)
+    result = evaluate(
+        read_odgt(gt, box_dtype=np.float64), found.dets, sizes=found.sizes, coco=False
+    )
     return {k: float(getattr(result, k)) for k in ("AP", "MR", "JI")}, elapsed, cpu
 
 

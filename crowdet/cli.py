@@ -40,14 +40,18 @@ def _available() -> dict[str, object]:
     return modules
 
 
-def build_parser(modules: dict[str, object]) -> argparse.ArgumentParser:
+def build_parser(modules: dict[str, object], only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `only`, the options of that command alone are added
+    (the others keep their name and help), so a command's start-up does not import what the
+    other commands' options need (the synth presets pull in scipy)."""
     parser = argparse.ArgumentParser(prog="crowdet", description="Detect people in crowds.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in modules.items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-        module.add_arguments(p)
+        if only is None or name == only:
+            module.add_arguments(p)
     return parser
 
 
@@ -72,9 +76,15 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     return args
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command named on the command line (the first word that is one), or None."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     modules = _available()
-    args = parse_args(build_parser(modules), argv)
+    only = _command_in(sys.argv[1:] if argv is None else argv)
+    args = parse_args(build_parser(modules, only), argv)
     setup_logging(args.debug)
     try:
         return int(modules[args.command].run(args) or 0)

@@ -7,8 +7,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 HELP = "make the synthetic crowd dataset, train the demo detector, evaluate it, draw the results"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -105,6 +103,8 @@ def machine_warnings(machine: dict, min_iters: int) -> list[str]:
 
 def draw_predictions(trainer, dets, path: Path, num: int = 4) -> Path:
     """Predictions beside ground truth for the first `num` validation images."""
+    import numpy as np
+
     from crowdet.data.images import read_image
     from crowdet.visualize import prediction_panel, save_prediction_grid
 

@@ -10,6 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from crowdet.errors import CrowdetError
+
 HELP = "evaluate a detection file (CrowdHuman result lines or COCO results) against GT"
 
 logger = logging.getLogger(__name__)
@@ -48,9 +50,12 @@ def _read_gt(path: Path, images: Path | None):
     """(records, COCO id map or None). An .odgt file is read by its own reader, without
     importing the other formats' readers (and OpenCV) that `read_annotations` brings."""
     if path.name.lower().endswith(".odgt"):
+        import numpy as np
+
         from crowdet.data.odgt import read_odgt_report
 
-        return read_odgt_report(path, images, strict=True)[0], None
+        # float64 boxes: fractional GT at the IoU = 0.5 boundary must match as in the reference.
+        return read_odgt_report(path, images, strict=True, box_dtype=np.float64)[0], None
     from crowdet.data.convert import read_annotations, resolve_format
 
     fmt = resolve_format(path, None, ("odgt", "coco"))
@@ -77,6 +82,7 @@ def run(args) -> int:
     from crowdet.evaluate import evaluate, format_table, write_results
     from crowdet.evaluate.detfile import read_detections
 
+    _check_out(args.out)
     records, id_map = _read_gt(args.gt, args.images)
     found = read_detections(args.dt, id_map)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
@@ -85,6 +91,19 @@ def run(args) -> int:
     result = evaluate(records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech)
     print(format_table(result))
     if args.out is not None:
-        for name, path in write_results(result, args.out).items():
+        try:
+            written = write_results(result, args.out)
+        except OSError as e:
+            raise CrowdetError(f"{args.out}: cannot write the results ({e.strerror or e})") from e
+        for name, path in written.items():
             print(f"{name}: {path}")
     return 0
+
+
+def _check_out(out: Path | None) -> None:
+    """Refuse an `--out` that cannot be a folder before any work is done."""
+    if out is None:
+        return
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise CrowdetError(f"{blocker}: is a file; --out names a folder for metrics.json and plots")

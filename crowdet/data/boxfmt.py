@@ -18,14 +18,15 @@ import numpy as np
 NAN4 = (math.nan, math.nan, math.nan, math.nan)
 
 
-def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    """(N, 4) xywh (any numeric dtype, NaN rows allowed) -> (N, 4) float32 xyxy.
+def xywh_to_xyxy(xywh: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """(N, 4) xywh (any numeric dtype, NaN rows allowed) -> (N, 4) xyxy of `dtype` (float32).
 
-    The sums are taken in float64, so integer pixel boxes convert exactly.
+    The sums are taken in float64, so integer pixel boxes convert exactly (and float64 keeps
+    fractional boxes as the CrowdDet evaluator computes them).
     """
     b = np.asarray(xywh, np.float64).reshape(-1, 4)
     with np.errstate(over="ignore"):  # callers reject non-finite results (valid_xywh_rows)
-        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(np.float32)
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(dtype)
 
 
 def _reads_back(xywh: np.ndarray, xyxy: np.ndarray) -> np.ndarray:

@@ -125,14 +125,21 @@ def write_annotations(
     """Write records as odgt or COCO json, atomically; `box` picks COCO's `bbox` kind."""
     if box not in BOX_KINDS:
         raise CrowdetError(f"unknown box kind {box!r}; expected one of {list(BOX_KINDS)}")
+    if fmt not in WRITE_FORMATS:
+        raise CrowdetError(f"cannot write {fmt!r}; output formats are {list(WRITE_FORMATS)}")
+    try:
+        _write(records, path, fmt, box)
+    except OSError as e:
+        raise CrowdetError(f"{path}: cannot write ({e.strerror or e})") from e
+
+
+def _write(records: list[ImageRecord], path, fmt: str, box: str) -> None:
     if fmt == "odgt":
         if box != "full":
             logger.info("odgt holds full, visible and head boxes; --box %s changes nothing", box)
         write_odgt(records, path)
-    elif fmt == "coco":
-        write_coco(records, path, box)
     else:
-        raise CrowdetError(f"cannot write {fmt!r}; output formats are {list(WRITE_FORMATS)}")
+        write_coco(records, path, box)
 
 
 # Problems that leave something of the source out of the output.

@@ -53,6 +53,7 @@ def read_odgt(
     images_dir: str | os.PathLike | None = None,
     strict: bool = False,
     keep_fields: bool = False,
+    box_dtype=np.float32,
 ) -> list[ImageRecord]:
     """Read a CrowdHuman `.odgt` file into one `ImageRecord` per valid line.
 
@@ -62,8 +63,10 @@ def read_odgt(
         strict: raise `DataError(message, path, line)` on the first problem instead of skipping.
         keep_fields: also keep the fields no attribute holds (`fields`, `box_fields`), for
             writing the records back without loss (a third slower; training needs none).
+        box_dtype: dtype of the xyxy boxes; float64 keeps fractional boxes exactly as the
+            CrowdDet evaluator reads them (x + w in float64), which evaluation needs.
     """
-    return read_odgt_report(path, images_dir, strict, keep_fields)[0]
+    return read_odgt_report(path, images_dir, strict, keep_fields, box_dtype)[0]
 
 
 def read_odgt_report(
@@ -71,6 +74,7 @@ def read_odgt_report(
     images_dir: str | os.PathLike | None = None,
     strict: bool = False,
     keep_fields: bool = False,
+    box_dtype=np.float32,
 ) -> tuple[list[ImageRecord], ReadReport]:
     """Like `read_odgt`, also returning the `ReadReport` of skipped and counted problems."""
     path = Path(path)
@@ -91,16 +95,16 @@ def read_odgt_report(
                     report.problem(DUPLICATE, msg, strict, line=lineno)
                     continue
             except DataError:  # strict: a problem in an earlier, pending record comes first
-                _build_records(pending, report, strict, table)
+                _build_records(pending, report, strict, table, box_dtype)
                 raise
             if obj is None:
                 continue
             seen[obj["ID"]] = lineno
             pending.append((lineno, obj))
             if len(pending) >= _CHUNK:
-                records += _build_records(pending, report, strict, table)
+                records += _build_records(pending, report, strict, table, box_dtype)
                 pending = []
-        records += _build_records(pending, report, strict, table)
+        records += _build_records(pending, report, strict, table, box_dtype)
     names = set(os.listdir(images_dir)) if images_dir.is_dir() else set()
     for rec in records:
         rec.image_path = _image_path(images_dir, names, rec.image_id)
@@ -139,14 +143,18 @@ def _parse_json(text: bytes, lineno: int, report: ReadReport, strict: bool) -> d
 
 
 def _build_records(
-    items: list[tuple[int, dict]], report: ReadReport, strict: bool, table: FieldTable | None
+    items: list[tuple[int, dict]],
+    report: ReadReport,
+    strict: bool,
+    table: FieldTable | None,
+    dtype=np.float32,
 ) -> list[ImageRecord]:
     """Records of a chunk of (line, object): one vectorised pass over all of its boxes; if any
     box needs a closer look, record by record (fast path, then box by box)."""
     if not items:
         return []
     gts = [obj["gtboxes"] for _, obj in items]
-    flat = _boxes_fast([g for gt in gts for g in gt])
+    flat = _boxes_fast([g for gt in gts for g in gt], dtype)
     if flat is not None:
         bounds = np.cumsum([len(gt) for gt in gts])[:-1]
         split = {key: np.split(value, bounds) for key, value in flat.items()}
@@ -155,9 +163,9 @@ def _build_records(
     else:
         arrays, kept = [], []
         for (lineno, obj), gt in zip(items, gts, strict=True):
-            one = _boxes_fast(gt)
+            one = _boxes_fast(gt, dtype)
             if one is None:
-                one, gt = _boxes_checked(gt, obj["ID"], lineno, report, strict)
+                one, gt = _boxes_checked(gt, obj["ID"], lineno, report, strict, dtype)
             arrays.append(one)
             kept.append(gt)
     records = [_record(lineno, obj, a) for (lineno, obj), a in zip(items, arrays, strict=True)]
@@ -218,13 +226,15 @@ def _record_error(obj) -> str | None:
     return None
 
 
-def _finish(fbox, vbox, hbox, tags, ignore, head_ignore, box_ids, occ) -> dict[str, np.ndarray]:
-    """Per-box lists/arrays of one record -> ImageRecord array fields (xyxy float32)."""
+def _finish(
+    fbox, vbox, hbox, tags, ignore, head_ignore, box_ids, occ, dtype=np.float32
+) -> dict[str, np.ndarray]:
+    """Per-box lists/arrays of one record -> ImageRecord array fields (xyxy of `dtype`)."""
     is_person = np.array([t == "person" for t in tags], bool)
     return {
-        "fbox": xywh_to_xyxy(fbox),
-        "vbox": xywh_to_xyxy(vbox),
-        "hbox": xywh_to_xyxy(hbox),
+        "fbox": xywh_to_xyxy(fbox, dtype),
+        "vbox": xywh_to_xyxy(vbox, dtype),
+        "hbox": xywh_to_xyxy(hbox, dtype),
         "ignore": ~is_person | (np.asarray(ignore, np.float64).reshape(-1) != 0),
         "head_ignore": np.asarray(head_ignore, np.float64).reshape(-1) != 0,
         "box_ids": np.asarray(box_ids, np.int64).reshape(-1),
@@ -232,10 +242,10 @@ def _finish(fbox, vbox, hbox, tags, ignore, head_ignore, box_ids, occ) -> dict[s
     }
 
 
-def _boxes_fast(gt: list) -> dict[str, np.ndarray] | None:
+def _boxes_fast(gt: list, dtype=np.float32) -> dict[str, np.ndarray] | None:
     """Vectorised parse of a clean `gtboxes` list; None when anything needs a closer look."""
     if not gt:
-        return _finish(*(np.zeros((0, 4)),) * 3, [], [], [], [], [])
+        return _finish(*(np.zeros((0, 4)),) * 3, [], [], [], [], [], dtype)
     try:
         extras = [g.get("extra", _EMPTY) for g in gt]
         heads = [g.get("head_attr", _EMPTY) for g in gt]
@@ -263,11 +273,11 @@ def _boxes_fast(gt: list) -> dict[str, np.ndarray] | None:
         and box_ids.dtype.kind in "iu"
     ):
         return None
-    return _finish(fbox, vbox, hbox, tags, ignore, head_ignore, box_ids, occ)
+    return _finish(fbox, vbox, hbox, tags, ignore, head_ignore, box_ids, occ, dtype)
 
 
 def _boxes_checked(
-    gt: list, image_id: str, lineno: int, report: ReadReport, strict: bool
+    gt: list, image_id: str, lineno: int, report: ReadReport, strict: bool, dtype=np.float32
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Box-by-box parse: invalid boxes are reported and skipped; a bad vbox/hbox becomes NaN.
     Returns the arrays and the boxes kept."""
@@ -284,8 +294,8 @@ def _boxes_checked(
             rows.append(row)
             kept.append(g)
     if not rows:
-        return _boxes_fast([]), kept
-    return _finish(*(list(col) for col in zip(*rows, strict=True))), kept
+        return _boxes_fast([], dtype), kept
+    return _finish(*(list(col) for col in zip(*rows, strict=True)), dtype), kept
 
 
 def _parse_box(g) -> tuple[tuple | None, list[str]]:

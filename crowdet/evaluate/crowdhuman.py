@@ -11,6 +11,21 @@ They reproduce the evaluator released with CrowdDet (`lib/evaluate/`, ported to 
 - a miss rate of 0 at a reference FPPI point (every person found before that many false
   positives): the log-average floors miss rates at 1e-10 before the log, as the Caltech toolbox
   does (the reference takes log(0) and returns 0). A perfect detector thus scores 1e-10.
+
+Exactness notes (checked case by case against the reference):
+
+- GT boxes must be read in float64 (`read_odgt(..., box_dtype=np.float64)`, as `eval-dets`
+  does): the reference computes x + w of fractional boxes in float64, and float32 storage moves
+  pairs at IoU = 0.5 (e.g. 6.8 / 13.6, just below 0.5 with the +1e-6) across the threshold.
+- The reference's JI reads its GT from the result file's `gtboxes` (tags 1 / -1), which
+  CrowdDet's `tools/test.py` writes rounded to 1 decimal; crowdet reads the GT file. Identical
+  for CrowdHuman's integer boxes; with fractional GT the two differ wherever rounding moves an
+  IoU across 0.5. The AP and MR^-2 of both read the GT file.
+- Same as the reference (no quirk): the JI mean over images with m > 0 or n > 0, the +1e-6 in
+  k / (m + n - k), a maximum-total-IoU matching (not maximum cardinality), tags per box
+  (anything but `person`, or `extra.ignore` != 0, is an ignore region), clipping of GT and
+  detections with the detection record's width/height, IoA on clipped boxes, thresholds
+  0.1 * i with a strict `>`.
 """
 
 from __future__ import annotations

@@ -152,3 +152,18 @@ def test_coco_fields_of_other_tools_are_carried(tmp_path, bad):
     assert obj["license"] == 3 and obj["width"] == 50
     assert [g.get("segmentation") for g in obj["gtboxes"]] == [[[1, 2]], None]
     assert [g.get("score_src") for g in obj["gtboxes"]] == [None, 0.5]
+
+
+@pytest.mark.parametrize("dst_name", ["out.odgt", "out.json"])
+def test_a_read_only_destination_is_a_one_line_error_naming_it(tmp_path, monkeypatch, capsys, dst_name):
+    src = write_lines(tmp_path / "a.odgt", [LINE])
+    dst = tmp_path / "ro" / dst_name
+
+    def read_only(*args, **kwargs):  # what a read-only folder answers (the tests run as root)
+        raise PermissionError(13, "Permission denied", str(dst.parent))
+
+    monkeypatch.setattr("crowdet.data.atomic.tempfile.mkstemp", read_only)
+    assert main(["convert", str(src), str(dst)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(dst) in err and "Permission denied" in err
+    assert "Traceback" not in err and not dst.exists()
