@@ -90,7 +90,8 @@ def machine_warnings(machine: dict, min_iters: int) -> list[str]:
     lines = []
     if machine.get("busy"):
         lines.append(
-            f"the machine was busy (this run got {machine['cpu_share']:.0%} of its cores): "
+            f"the machine was busy (this run's threads got a CPU {machine['cpu_share']:.0%} of "
+            "the time they were ready to run): "
             "other processes took training steps, and the figures are lower than on a quiet one"
         )
     if machine.get("short"):

@@ -23,9 +23,10 @@ class TimeBudget:
     included), within [iteration, cap]. `agree` makes every rank use the same length (DDP);
     `clock` is what the time is measured by.
 
-    At the session's first plan it also checks the machine: the share of its cores the run got
-    (`share`; a busy machine is said so), and whether the planned steps reach `min_iters`, the
-    fewest the recipe is known to need (0: no check). `machine` holds what was found."""
+    At the session's first plan it also checks the machine: how much of the time its threads were
+    ready to run they got a CPU (`share`; a busy machine is said so), and whether the planned
+    steps reach `min_iters`, the fewest the recipe is known to need (0: no check). `machine`
+    holds what was found."""
 
     def __init__(
         self,
@@ -80,7 +81,7 @@ class TimeBudget:
             share = self.share.share()
             m.update(cpu_share=round(share, 3), busy=share < BUSY_SHARE)
             if m["busy"]:
-                log.warning(busy_line(share, self.share.threads))
+                log.warning(busy_line(share))
         if self.budget:
             m["planned_iters"] = self.max_iters
             if self.min_iters and self.max_iters < self.min_iters:

@@ -21,7 +21,7 @@ import torch
 log = logging.getLogger("crowdet.train")
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names of the native bf16 instructions
-BUSY_SHARE = 0.6  # below this share of its cores over the first steps, the machine is busy
+BUSY_SHARE = 0.75  # a run whose threads got a CPU less often over its first steps: busy
 
 
 @dataclass(frozen=True)
@@ -85,33 +85,53 @@ def precision_line(requested: str, effective: str, device: torch.device, cpu: Cp
     return f"{where}: training in fp32: {why}; bf16 would be emulated, slower than fp32"
 
 
+def sched_times(task_dir: Path = Path("/proc/self/task")) -> dict[int, tuple[float, float]] | None:
+    """Per thread of this process: (seconds on a CPU, seconds ready but waiting for one), from
+    Linux's schedstat; None where the kernel does not give them."""
+    out = {}
+    try:
+        for task in task_dir.iterdir():
+            fields = (task / "schedstat").read_text().split()
+            out[int(task.name)] = (int(fields[0]) / 1e9, int(fields[1]) / 1e9)
+    except (OSError, ValueError, IndexError):
+        return None
+    return out
+
+
 class CpuShare:
-    """The share of its `threads` cores this process got since `start()`: CPU seconds over
-    wall seconds x cores. Well below 1 when other processes compete for the cores."""
+    """The share of the time this process's threads were ready to run that they got a CPU, since
+    `start()`: about 1 on a quiet machine, 2/3 when three such threads share two cores. Measured
+    from the run-queue waits (Linux schedstat); elsewhere estimated as CPU time over wall time x
+    `threads` (lower when the run leaves cores idle, higher when OpenMP threads spin)."""
 
     def __init__(
         self,
         threads: int,
         wall: Callable[[], float] = time.perf_counter,
         cpu: Callable[[], float] = time.process_time,
+        sched: Callable[[], dict | None] = sched_times,
     ):
-        self.threads, self.wall, self.cpu = max(1, threads), wall, cpu
-        self._start = (0.0, 0.0)
+        self.threads, self.wall, self.cpu, self.sched = max(1, threads), wall, cpu, sched
+        self._start: tuple = (0.0, 0.0, None)
 
     def start(self) -> None:
-        self._start = (self.wall(), self.cpu())
+        self._start = (self.wall(), self.cpu(), self.sched())
 
     def share(self) -> float:
-        wall = self.wall() - self._start[0]
-        return (self.cpu() - self._start[1]) / (wall * self.threads) if wall > 0 else 1.0
+        wall0, cpu0, sched0 = self._start
+        now = self.sched() if sched0 is not None else None
+        if now is not None:
+            run = sum(r - sched0.get(t, (0.0, 0.0))[0] for t, (r, _) in now.items())
+            wait = sum(w - sched0.get(t, (0.0, 0.0))[1] for t, (_, w) in now.items())
+            return run / (run + wait) if run + wait > 0 else 1.0
+        wall = self.wall() - wall0
+        return (self.cpu() - cpu0) / (wall * self.threads) if wall > 0 else 1.0
 
 
-def busy_line(share: float, threads: int) -> str:
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = f", load average {os.getloadavg()[0]:.1f}"
+def busy_line(share: float) -> str:
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (
-        f"the machine is busy: this run got {share:.0%} of its {threads} "
-        f"core{'s' if threads > 1 else ''} over its first "
-        f"steps (other processes use the rest{load}); it trains slower than this CPU allows"
+        f"the machine is busy: over its first steps this run's threads got a CPU {share:.0%} of "
+        f"the time they were ready to run (other processes took the rest{load}); it trains "
+        "slower than this CPU allows"
     )

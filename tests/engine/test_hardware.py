@@ -1,6 +1,6 @@
 """What the machine gives a run: the precision line names the real reason for fp32, the share of
-the cores a run got is measured from its CPU time, and a busy machine or a time budget too short
-for the recipe is said at the start."""
+the time its threads got a CPU is measured from the run-queue waits, and a busy machine or a time
+budget too short for the recipe is said at the start."""
 
 import logging
 
@@ -54,10 +54,11 @@ def test_cpu_info_agrees_with_torch():
 
 
 class FakeClocks:
-    """Wall and CPU clocks: each step takes `step` wall seconds and `cpu` CPU seconds."""
+    """Each step takes `step` wall seconds; the run's threads get `run` CPU seconds of it and
+    wait `wait` seconds for a CPU (schedstat), or use `cpu` CPU seconds (without schedstat)."""
 
-    def __init__(self, step: float, cpu: float):
-        self.step, self.cpu, self.n = step, cpu, 0
+    def __init__(self, step: float, run: float = 0.0, wait: float = 0.0, cpu: float = 0.0):
+        self.step, self.run, self.wait, self.cpu, self.n = step, run, wait, cpu, 0
 
     def wall_now(self):
         return self.n * self.step
@@ -65,9 +66,14 @@ class FakeClocks:
     def cpu_now(self):
         return self.n * self.cpu
 
+    def sched_now(self):  # two threads, sharing the run and wait time
+        half = (self.n * self.run / 2, self.n * self.wait / 2)
+        return {1: half, 2: half}
 
-def run_budget(clocks, threads=2, budget=100.0, min_iters=0, steps=PLAN_EVERY):
-    share = H.CpuShare(threads, wall=clocks.wall_now, cpu=clocks.cpu_now)
+
+def run_budget(clocks, budget=100.0, min_iters=0, steps=PLAN_EVERY, schedstat=True):
+    sched = clocks.sched_now if schedstat else (lambda: None)
+    share = H.CpuShare(2, wall=clocks.wall_now, cpu=clocks.cpu_now, sched=sched)
     b = TimeBudget(budget, 10_000, clock=clocks.wall_now, min_iters=min_iters, share=share)
     b.start(0)
     for i in range(1, steps + 1):
@@ -76,35 +82,65 @@ def run_budget(clocks, threads=2, budget=100.0, min_iters=0, steps=PLAN_EVERY):
     return b
 
 
-def test_a_run_that_gets_its_cores_is_not_busy(caplog):
-    # 1 s per step, 1.8 CPU seconds on 2 cores: 90 % of them
+def test_a_run_whose_threads_get_a_cpu_is_not_busy(caplog):
+    # 1.9 s on a CPU and 0.1 s waiting for one per step: 95 %
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(1.0, 1.8))
-    assert b.machine["cpu_share"] == pytest.approx(0.9) and not b.machine["busy"]
+        b = run_budget(FakeClocks(1.0, run=1.9, wait=0.1))
+    assert b.machine["cpu_share"] == pytest.approx(0.95) and not b.machine["busy"]
     assert b.machine["planned_iters"] == 100 and "busy" not in caplog.text
 
 
-def test_a_run_sharing_its_cores_is_told_the_machine_is_busy(caplog):
+def test_a_run_whose_threads_wait_for_a_cpu_is_told_the_machine_is_busy(caplog):
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(1.0, 0.9))  # 45 % of 2 cores
-    assert b.machine["busy"] and b.machine["cpu_share"] == pytest.approx(0.45)
-    assert "the machine is busy: this run got 45% of its 2 cores" in caplog.text
+        b = run_budget(FakeClocks(1.0, run=1.2, wait=0.8))  # 60 % of the ready time
+    assert b.machine["busy"] and b.machine["cpu_share"] == pytest.approx(0.6)
+    assert "the machine is busy: over its first steps this run's threads got a CPU 60%" in (
+        caplog.text
+    )
+
+
+def test_without_schedstat_the_share_is_cpu_time_over_wall_time_and_threads(caplog):
+    with caplog.at_level(logging.WARNING):
+        quiet = run_budget(FakeClocks(1.0, cpu=1.8), schedstat=False)
+        busy = run_budget(FakeClocks(1.0, cpu=0.9), schedstat=False)
+    assert quiet.machine["cpu_share"] == pytest.approx(0.9) and not quiet.machine["busy"]
+    assert busy.machine["cpu_share"] == pytest.approx(0.45) and busy.machine["busy"]
+
+
+def test_threads_that_start_after_the_first_look_count_from_zero():
+    before = {1: (1.0, 1.0)}
+    after = {1: (2.0, 1.0), 7: (1.0, 0.0)}  # thread 7 started since
+    looks = iter([before, after])
+    share = H.CpuShare(2, sched=lambda: next(looks))
+    share.start()
+    assert share.share() == pytest.approx(2.0 / 2.0)
+    looks = iter([before, {1: (1.5, 1.5)}])
+    share = H.CpuShare(2, sched=lambda: next(looks))
+    share.start()
+    assert share.share() == pytest.approx(0.5)
+
+
+def test_this_process_reads_its_own_schedstat():
+    times = H.sched_times()
+    if times is None:
+        pytest.skip("this kernel gives no /proc/self/task/*/schedstat")
+    assert times and all(run >= 0 and wait >= 0 for run, wait in times.values())
 
 
 def test_a_budget_below_the_recipe_minimum_is_said_with_its_figures(caplog):
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(0.5, 1.0), budget=100.0, min_iters=500)
+        b = run_budget(FakeClocks(0.5, run=1.0), budget=100.0, min_iters=500)
     assert b.max_iters == 200 and b.machine["short"]
     assert "fits only 200 steps at 0.500 s per step, fewer than the 500" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(0.5, 1.0), budget=100.0, min_iters=150)
+        b = run_budget(FakeClocks(0.5, run=1.0), budget=100.0, min_iters=150)
     assert "short" not in b.machine and "fewer than" not in caplog.text
 
 
 def test_the_machine_is_checked_once_without_a_budget_too(caplog):
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(1.0, 0.5), budget=0.0, steps=3 * PLAN_EVERY)
+        b = run_budget(FakeClocks(1.0, run=0.5, wait=1.5), budget=0.0, steps=3 * PLAN_EVERY)
     assert b.max_iters == 10_000 and b.machine["busy"]
     assert caplog.text.count("the machine is busy") == 1
 
