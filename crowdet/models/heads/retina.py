@@ -67,7 +67,7 @@ class RetinaHead(DenseHead):
         norm: str,
     ):
         """One tower pair for the levels of `anchors` (their strides), `anchors.num_anchors`
-        anchors per location; the defaults of the other arguments are RetinaHeadConfig's."""
+        anchors per location. No defaults here: a config's come from RetinaHeadConfig."""
         super().__init__(anchors, DeltaCoder())
         num_levels, num_anchors = len(anchors.strides), anchors.num_anchors
         self.num_classes, self.num_anchors = num_classes, num_anchors
