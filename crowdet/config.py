@@ -1,9 +1,11 @@
 """Typed configuration: YAML (safe_load) -> pydantic schema, dotted CLI overrides, validation, dump.
 
-Every hyperparameter lives here, each with a comment and its bounds. Unknown keys, wrong types and
-values out of bounds (no float may be NaN or infinite) are errors naming the key path and, for
-unknown keys, the closest valid key. A config may name one `base:` file (resolved relative to
-itself); the base may not have a base of its own. Reading the YAML is crowdet.config_yaml.
+Every hyperparameter lives here, each with a comment and its bounds, except a model component's,
+which live beside the component in its variant's config model (crowdet.config_base). Unknown
+keys, wrong types and values out of bounds (no float may be NaN or infinite) are errors naming
+the key path and, for unknown keys, the closest valid key. A config may name one `base:` file
+(resolved relative to itself); the base may not have a base of its own. Reading the YAML is
+crowdet.config_yaml.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from crowdet.config_base import (  # noqa: F401 (re-exported)
+    FieldError,
+    Fraction,
+    Positive,
+    Section,
+    by_name,
+    section_model,
+)
 from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
 from crowdet.errors import ConfigError
 
@@ -33,21 +42,6 @@ def _off_if_false(value: Any) -> Any:
 
 
 AmpMode = Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_if_false)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # in [0, 1]
-Positive = Annotated[float, Field(gt=0.0)]
-
-
-class FieldError(ValueError):
-    """A cross-field check's failure, naming the key it is about (relative to its section)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
-
-
-class Section(BaseModel):
-    # allow_inf_nan=False: no float key may be NaN or infinite (`train.lr=nan` is an error)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SynthConfig(Section):
@@ -100,33 +94,24 @@ class AugmentConfig(Section):
         return v
 
 
-class BackboneConfig(Section):
-    name: str = "tiny"  # see crowdet.models.build.BACKBONES
-    width: int = Field(16, ge=1)  # channels of the first stage (tiny backbone)
-    depth: int = Field(1, ge=0)  # extra blocks per stage (tiny backbone)
-    frozen_stages: int = Field(0, ge=0)  # stages whose weights are not trained
+def _table(kind: str):
+    """The name table `kind` of crowdet.models.build, read when a config is validated (the
+    tables import the models; this schema does not)."""
+
+    def table() -> dict:
+        from crowdet.models import build
+
+        return getattr(build, kind)
+
+    return table
 
 
-class NeckConfig(Section):
-    name: str = "fpn"  # see crowdet.models.build.NECKS
-    channels: int = Field(64, ge=1)  # output channels of every pyramid level
-    # pyramid levels Pk, stride 2**k: at least one, increasing
-    levels: list[Annotated[int, Field(ge=1, le=10)]] = Field([3, 4, 5, 6], min_length=1)
-
-    @field_validator("levels")
-    @classmethod
-    def _increasing(cls, v):
-        if any(b <= a for a, b in zip(v, v[1:])):
-            raise ValueError(f"must be increasing with no repeats, got {v}")
-        return v
-
-
-class HeadConfig(Section):
-    name: str = "retina"  # see crowdet.models.build.HEADS
-    convs: int = Field(2, ge=0)  # conv layers in each of the cls / box towers
-    channels: int = Field(64, ge=1)  # tower width
-    prior_prob: float = Field(0.01, gt=0.0, lt=1.0)  # initial foreground probability (bias init)
-    norm: Literal["bn", "gn", "none"] = "bn"  # normalisation inside the towers
+# model.backbone / neck / head: one variant of crowdet.models.build's BACKBONES / NECKS / HEADS,
+# picked by its `name` (default: the one named here), with the keys and defaults of that variant's
+# config model (e.g. crowdet.models.heads.retina.RetinaHeadConfig)
+BackboneConfig = by_name(_table("BACKBONES"), default="tiny")
+NeckConfig = by_name(_table("NECKS"), default="fpn")
+HeadConfig = by_name(_table("HEADS"), default="retina")
 
 
 class AnchorConfig(Section):
@@ -136,14 +121,24 @@ class AnchorConfig(Section):
 
 
 class ModelConfig(Section):
-    num_classes: int = Field(1, ge=1)  # person
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    neck: NeckConfig = Field(default_factory=NeckConfig)
-    head: HeadConfig = Field(default_factory=HeadConfig)
+    num_classes: int = Field(1, ge=1)  # person: 1 until the loss trains several classes
+    backbone: BackboneConfig = Field(default_factory=dict, validate_default=True)
+    neck: NeckConfig = Field(default_factory=dict, validate_default=True)
+    head: HeadConfig = Field(default_factory=dict, validate_default=True)
     anchors: AnchorConfig = Field(default_factory=AnchorConfig)
     # NHWC memory layout for weights and activations: faster convolutions with oneDNN (CPU bf16)
     # and CUDA AMP; the results are the same up to the order of floating-point sums
     channels_last: bool = False
+
+    @field_validator("num_classes")
+    @classmethod
+    def _one_class(cls, v):
+        if v != 1:
+            raise ValueError(
+                f"must be 1 until multi-class training exists (the loss trains one class, "
+                f"person), got {v}"
+            )
+        return v
 
 
 class AssignConfig(Section):
@@ -261,34 +256,26 @@ class Config(Section):
         return v
 
 
-def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...], data: Any) -> list[str]:
+    """The keys of the section at `path` of the input `data` (a variant's own keys for a
+    component section), [] when the path leads to no section."""
     for part in path:
-        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
-        if field is None:
-            return []
-        sub = _section_type(field.annotation)
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        data = data.get(part) if isinstance(data, dict) else None
+        sub = section_model(field, data) if field is not None else None
         if sub is None:
             return []
         model = sub
     return list(model.model_fields)
 
 
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _explain(err: ValidationError, source: str) -> ConfigError:
+def _explain(err: ValidationError, source: str, data: Any = None) -> ConfigError:
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            valid = _valid_keys(Config, loc[:-1])
+            valid = _valid_keys(Config, loc[:-1], data)
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
             lines.append(f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})")
@@ -328,7 +315,7 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise _explain(e, source) from None
+        raise _explain(e, source, data) from None
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -61,3 +61,45 @@ class Detections:
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+
+
+@dataclass
+class Priors:
+    """Where a dense head predicts, flattened over levels in the order of its outputs.
+
+    boxes        (A, 4) float32 xyxy in network-input pixels: anchors, or for a head that
+                 predicts from points the stride-sized square centred on each point
+    strides      (A,) float32 stride of each prior's pyramid level
+    level_sizes  priors per pyramid level, summing to A
+    """
+
+    boxes: torch.Tensor
+    strides: torch.Tensor
+    level_sizes: list[int]
+
+
+@dataclass
+class HeadOutput:
+    """What a dense head predicts for its A priors (B images, C classes); an extra a head does not
+    predict is None.
+
+    cls_logits      (B, A, C) class logits
+    box_regression  (B, A, 4) the box against its prior, in the head's box coder's encoding
+    objectness      (B, A, 1) logits that a prior holds an object (YOLO-style heads)
+    centerness      (B, A, 1) logits of how central a point prior lies in its box (FCOS)
+    iou_quality     (B, A, 1) logits of the IoU of the predicted box with its target
+    second_box      (B, A, 4) a second box (e.g. the visible box) in the same encoding
+    density         (B, A, 1) the crowd density around each prior
+    """
+
+    cls_logits: torch.Tensor
+    box_regression: torch.Tensor
+    objectness: torch.Tensor | None = None
+    centerness: torch.Tensor | None = None
+    iou_quality: torch.Tensor | None = None
+    second_box: torch.Tensor | None = None
+    density: torch.Tensor | None = None
+
+    def float(self) -> HeadOutput:
+        """Every output in float32 (outputs of a mixed-precision forward)."""
+        return HeadOutput(**{k: None if v is None else v.float() for k, v in vars(self).items()})

@@ -26,7 +26,7 @@ def run(args) -> int:
     h = -(-round(size * 0.75) // stride) * stride  # a 4:3 image letterboxed to input_size
     x = torch.zeros(1, 3, h, size)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        _, _, priors = model(x)
+        _, priors = model(x)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {cfg.model.backbone.name} + {cfg.model.neck.name} + {cfg.model.head.name}")
     for name in ("backbone", "neck", "head"):
@@ -34,5 +34,5 @@ def run(args) -> int:
         print(f"  {name:9s} {n / 1e6:8.3f} M parameters")
     print(f"parameters: {params / 1e6:.3f} M")
     print(f"input {size}x{h} (W x H): {counter.get_total_flops() / 2e9:.3f} GMACs per image")
-    print(f"priors per image: {len(priors)}")
+    print(f"priors per image: {len(priors.boxes)}")
     return 0

@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 
-from crowdet import boxes as B
-
 IOU_LOSSES = {
     "giou": generalized_box_iou_loss,
     "diou": distance_box_iou_loss,
@@ -16,10 +14,19 @@ IOU_LOSSES = {
 
 
 def box_loss(
-    kind: str, priors: torch.Tensor, deltas: torch.Tensor, targets: torch.Tensor, beta: float = 0.1
+    kind: str,
+    coder,
+    priors: torch.Tensor,
+    regression: torch.Tensor,
+    targets: torch.Tensor,
+    beta: float = 0.1,
 ) -> torch.Tensor:
-    """Sum of the box loss over P matched pairs: priors, deltas, targets (P, 4) (targets xyxy)."""
+    """Sum of the box loss over P matched pairs: priors, regression, targets (P, 4) (priors and
+    targets xyxy). The head's box coder decodes the regression (IoU losses) or encodes the
+    targets (smooth_l1, on the regression)."""
     if kind == "smooth_l1":
-        return F.smooth_l1_loss(deltas, B.encode(priors, targets), beta=beta, reduction="sum")
-    pred = B.decode(priors, deltas)
+        return F.smooth_l1_loss(
+            regression, coder.encode(priors, targets), beta=beta, reduction="sum"
+        )
+    pred = coder.decode(priors, regression)
     return IOU_LOSSES[kind](pred, targets, reduction="sum", eps=1e-7)

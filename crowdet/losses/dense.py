@@ -16,7 +16,7 @@ from crowdet import boxes as B
 from crowdet.assign.codes import BACKGROUND
 from crowdet.losses.box import box_loss
 from crowdet.losses.quality import quality_focal_loss
-from crowdet.structures import Batch
+from crowdet.structures import Batch, HeadOutput, Priors
 
 
 class DenseLoss:
@@ -38,20 +38,14 @@ class DenseLoss:
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
 
     def __call__(
-        self,
-        cls_logits: torch.Tensor,
-        box_deltas: torch.Tensor,
-        priors: torch.Tensor,
-        batch: Batch,
-        level_sizes: list[int] | None = None,
+        self, outputs: HeadOutput, priors: Priors, batch: Batch, coder
     ) -> dict[str, torch.Tensor]:
-        """cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4) -> {"cls", "box"} scalars.
-
-        level_sizes: priors per pyramid level (None: one level), for assigners that use levels.
-        """
+        """Head outputs (cls_logits (B, A, C), box_regression (B, A, 4)), their priors and the
+        head's box coder -> {"cls", "box"} scalars."""
+        cls_logits, box_regression = outputs.cls_logits, outputs.box_regression
         with torch.no_grad():
             matched = self.assigner(
-                priors, batch.boxes, batch.valid, batch.ignore, level_sizes=level_sizes
+                priors.boxes, batch.boxes, batch.valid, batch.ignore, level_sizes=priors.level_sizes
             )
         pos = matched >= 0
         num_pos = pos.sum().float()
@@ -61,11 +55,12 @@ class DenseLoss:
 
         b_idx, a_idx = pos.nonzero(as_tuple=True)
         gt = batch.boxes[b_idx, matched[b_idx, a_idx]]
+        prior_boxes, regression = priors.boxes[a_idx], box_regression[b_idx, a_idx]
         target = torch.zeros_like(cls_logits)
         cls_mask = pos | (matched == BACKGROUND)
         if self.cls == "quality_focal":
             with torch.no_grad():
-                pred = B.decode(priors[a_idx], box_deltas[b_idx, a_idx])
+                pred = coder.decode(prior_boxes, regression)
                 quality = B.iou(pred[:, None], gt[:, None])[:, 0, 0].clamp(min=0.01)
             target[b_idx, a_idx, 0] = quality  # a single class, person
             loss_cls = quality_focal_loss(cls_logits[cls_mask], target[cls_mask], self.gamma)
@@ -75,9 +70,9 @@ class DenseLoss:
                 cls_logits[cls_mask], target[cls_mask], self.alpha, self.gamma, reduction="sum"
             )
 
-        loss_box = box_loss(self.box, priors[a_idx], box_deltas[b_idx, a_idx], gt, self.beta)
+        loss_box = box_loss(self.box, coder, prior_boxes, regression, gt, self.beta)
         # keep every parameter in the graph when there are no positives or no negatives
-        zero = 0.0 * (cls_logits.sum() + box_deltas.sum())
+        zero = 0.0 * (cls_logits.sum() + box_regression.sum())
         return {
             "cls": loss_cls / norm + zero,
             "box": self.box_weight * loss_box / norm,

@@ -1,13 +1,17 @@
-"""Anchor priors for dense heads, flattened in the order the heads flatten their outputs.
+"""Priors for dense heads, flattened in the order the heads flatten their outputs.
 
 Order: level, then row y, then column x, then anchor (octave scale major, aspect ratio minor).
 An anchor at level stride s has height `base_scale * s * octave` and width `height / ratio`
-(ratio = height / width: people are about 2.4 times taller than wide).
+(ratio = height / width: people are about 2.4 times taller than wide). A head that predicts from
+points (FCOS, YOLOX) has one prior per location: the stride-sized square centred on its point
+(`point_priors`).
 """
 
 from __future__ import annotations
 
 import torch
+
+from crowdet.structures import Priors
 
 
 class AnchorGenerator:
@@ -33,14 +37,14 @@ class AnchorGenerator:
                 rows.append([-w / 2, -h / 2, w / 2, h / 2])
         return torch.tensor(rows, dtype=torch.float32)
 
-    def __call__(self, shapes: list[tuple[int, int]], device=None) -> torch.Tensor:
-        """Feature map shapes [(H_l, W_l)] -> priors (A, 4) xyxy in input pixels."""
+    def __call__(self, shapes: list[tuple[int, int]], device=None) -> Priors:
+        """Feature map shapes [(H_l, W_l)] -> the priors: boxes (A, 4) xyxy in input pixels."""
         key = (tuple(shapes), str(device))
         if key not in self._cache:
             self._cache = {key: self._make(shapes, device)}
         return self._cache[key]
 
-    def _make(self, shapes, device) -> torch.Tensor:
+    def _make(self, shapes, device) -> Priors:
         out = []
         for (h, w), stride in zip(shapes, self.strides):
             ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
@@ -48,7 +52,9 @@ class AnchorGenerator:
             cy, cx = torch.meshgrid(ys, xs, indexing="ij")
             centers = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
             out.append((centers + self.cell_anchors(stride)).reshape(-1, 4))
-        return torch.cat(out).to(device)
+        sizes = self.level_sizes(shapes)
+        strides = torch.cat([torch.full((n,), float(s)) for n, s in zip(sizes, self.strides)])
+        return Priors(torch.cat(out).to(device), strides.to(device), sizes)
 
     def level_sizes(self, shapes: list[tuple[int, int]]) -> list[int]:
         """Priors per level, in the order of ``__call__``."""
@@ -56,3 +62,10 @@ class AnchorGenerator:
 
     def num_priors(self, shapes: list[tuple[int, int]]) -> int:
         return sum(self.level_sizes(shapes))
+
+
+def point_priors(strides: list[int]) -> AnchorGenerator:
+    """Priors of a head that predicts from points: one per location, the stride-sized square
+    centred on it (anchors of scale 1 and ratio 1), so IoU-based assigners and the coders see a
+    box whose centre is the point and whose size is the stride."""
+    return AnchorGenerator(strides, base_scale=1.0, octave_scales=[1.0], aspect_ratios=[1.0])

@@ -1,8 +1,17 @@
-"""Build a detector from a config: one plain name table per component kind."""
+"""Build a detector from a config: one plain name table per component kind.
+
+A model component's table maps a name to (config model, builder): the config model validates
+the `model.<kind>` section that names it (crowdet.config_base.by_name) and the builder takes
+that validated section, then what the component is built on:
+    BACKBONES  builder(cfg) -> module with out_channels, out_strides
+    NECKS      builder(cfg, in_channels, in_strides) -> module with out_channels, out_strides
+    HEADS      builder(cfg, in_channels, strides, num_classes, anchors: AnchorConfig)
+               -> crowdet.models.heads.base.DenseHead
+A builder's FieldError (a setting its inputs cannot honour) names the section's key.
+"""
 
 from __future__ import annotations
 
-import difflib
 from functools import partial
 
 import torch
@@ -10,18 +19,18 @@ import torch
 from crowdet.assign.atss import atss_assign
 from crowdet.assign.max_iou import max_iou_assign
 from crowdet.config import AssignConfig, Config
+from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
 from crowdet.losses.dense import DenseLoss
-from crowdet.models.anchors import AnchorGenerator
-from crowdet.models.backbones.tiny import TinyBackbone
+from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
-from crowdet.models.heads.retina import RetinaHead
-from crowdet.models.necks.fpn import FPN
+from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
+from crowdet.models.necks.fpn import FPN, FPNConfig
 from crowdet.postprocess.decode import postprocess
 
-BACKBONES = {"tiny": TinyBackbone}
-NECKS = {"fpn": FPN}
-HEADS = {"retina": RetinaHead}
+BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
+NECKS = {"fpn": (FPNConfig, FPN.from_config)}
+HEADS = {"retina": (RetinaHeadConfig, RetinaHead.from_config)}
 
 
 def _max_iou(a: AssignConfig):
@@ -45,41 +54,29 @@ def lookup(table: dict, name: str, key: str):
     """table[name], or a ConfigError naming the key, the valid names and the closest one."""
     if name in table:
         return table[name]
-    close = difflib.get_close_matches(name, list(table), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(f"{key}: unknown name '{name}'{hint} (valid: {', '.join(sorted(table))})")
+    raise ConfigError(f"{key}: {unknown_name(name, table)}")
+
+
+def _build(table: dict, section: Variant, key: str, *inputs):
+    """The component `section` (a validated variant config) names, built on `inputs`."""
+    _, builder = lookup(table, section.name, f"{key}.name")
+    try:
+        return builder(section, *inputs)
+    except FieldError as e:  # e.g. neck levels this backbone cannot feed
+        raise ConfigError(f"{key}.{e.key}: {e}") from None
 
 
 def build_detector(cfg: Config) -> DenseDetector:
     m = cfg.model
-    bb = m.backbone
-    backbone = lookup(BACKBONES, bb.name, "model.backbone.name")(
-        width=bb.width, depth=bb.depth, frozen_stages=bb.frozen_stages
-    )
-    try:
-        neck = lookup(NECKS, m.neck.name, "model.neck.name")(
-            backbone.out_channels, backbone.out_strides, m.neck.channels, m.neck.levels
-        )
-    except ValueError as e:  # levels this backbone cannot feed
-        raise ConfigError(f"model.neck.levels: {e}") from None
-    anchors = AnchorGenerator(
-        neck.out_strides, m.anchors.base_scale, m.anchors.octave_scales, m.anchors.aspect_ratios
-    )
-    head = lookup(HEADS, m.head.name, "model.head.name")(
-        neck.out_channels,
-        anchors.num_anchors,
-        num_classes=m.num_classes,
-        num_levels=len(neck.out_strides),
-        convs=m.head.convs,
-        channels=m.head.channels,
-        prior_prob=m.head.prior_prob,
-        norm=m.head.norm,
+    backbone = _build(BACKBONES, m.backbone, "model.backbone")
+    neck = _build(NECKS, m.neck, "model.neck", backbone.out_channels, backbone.out_strides)
+    head = _build(
+        HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
     detector = DenseDetector(
         backbone,
         neck,
         head,
-        anchors,
         build_loss(cfg),
         build_postprocess(cfg),
         channels_last=m.channels_last,

@@ -1,7 +1,8 @@
-"""A one-stage dense detector: backbone -> neck -> head, priors from an anchor generator.
+"""A one-stage dense detector: backbone -> neck -> head; the head gives its priors and box coder.
 
-`forward(images)` returns raw head outputs; `loss(batch)` and `predict(batch)` wrap the loss and
-post-processing so the trainer, the evaluator and `crowdet detect` share one path.
+`forward(images)` returns the head's outputs and their priors; `loss(batch)` and
+`predict(batch)` wrap the loss and post-processing (both decode boxes through the head's coder)
+so the trainer, the evaluator and `crowdet detect` share one path.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from crowdet.models.anchors import AnchorGenerator
-from crowdet.postprocess.decode import PassOutput, mirror_images, resize_images
-from crowdet.structures import Batch, Detections
+from crowdet.models.heads.base import DenseHead
+from crowdet.postprocess.decode import PassOutput
+from crowdet.postprocess.tta import mirror_images, resize_images
+from crowdet.structures import Batch, Detections, HeadOutput, Priors
 
 
 class DenseDetector(nn.Module):
@@ -21,8 +23,7 @@ class DenseDetector(nn.Module):
         self,
         backbone: nn.Module,
         neck: nn.Module,
-        head: nn.Module,
-        anchors: AnchorGenerator,
+        head: DenseHead,
         loss: Callable | None = None,
         postprocess: Callable | None = None,
         channels_last: bool = False,
@@ -32,7 +33,6 @@ class DenseDetector(nn.Module):
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
-        self.anchors = anchors
         self.loss_fn, self.postprocess_fn = loss, postprocess
         self.channels_last = channels_last  # images are made NHWC on the way in
         # test-time augmentation: predict on the images resized by each of test_scales, each
@@ -40,23 +40,18 @@ class DenseDetector(nn.Module):
         self.flip_test, self.test_scales = flip_test, tuple(test_scales)
         self.size_divisor = size_divisor
 
-    def forward(self, images: torch.Tensor):
-        """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
-        return self._outputs(images)[:3]
-
-    def _outputs(self, images: torch.Tensor):
-        """forward's outputs and the feature map shapes [(H_l, W_l)]."""
+    def forward(self, images: torch.Tensor) -> tuple[HeadOutput, Priors]:
+        """images (B, 3, H, W) -> the head's outputs (cls_logits (B, A, C), box_regression
+        (B, A, 4), extras) and their priors (boxes (A, 4), strides, level sizes)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         feats = self.neck(self.backbone(images))
-        cls_logits, box_deltas = self.head(feats)
         shapes = [tuple(f.shape[-2:]) for f in feats]
-        return cls_logits, box_deltas, self.anchors(shapes, device=images.device), shapes
+        return self.head(feats), self.head.priors(shapes, device=images.device)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cls_logits, box_deltas, priors, shapes = self._outputs(batch.images)
-        level_sizes = self.anchors.level_sizes(shapes)
-        return self.loss_fn(cls_logits.float(), box_deltas.float(), priors, batch, level_sizes)
+        outputs, priors = self(batch.images)
+        return self.loss_fn(outputs.float(), priors, batch, self.head.coder)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> list[Detections]:
@@ -69,10 +64,6 @@ class DenseDetector(nn.Module):
             )
             for mirrored in (False, True) if self.flip_test else (False,):
                 x = mirror_images(images, sizes) if mirrored else images
-                cls_logits, box_deltas, priors = self(x)
-                passes.append(
-                    PassOutput(
-                        cls_logits.float(), box_deltas.float(), priors, sizes, resize, mirrored
-                    )
-                )
-        return self.postprocess_fn(passes, batch.scales)
+                outputs, priors = self(x)
+                passes.append(PassOutput(outputs.float(), priors.boxes, sizes, resize, mirrored))
+        return self.postprocess_fn(passes, batch.scales, self.head.coder)

@@ -1,9 +1,9 @@
 """From dense head outputs to per-image detections, batched (no Python loop over images in NMS).
 
-Per image and pass: top-k candidates by score, score threshold, decode against the priors, clip
-to the image, map back to the network input (test-time passes run on mirrored or resized
-copies); then NMS over the whole batch at once (image index as the NMS group), best `max_dets`
-per image, mapped back to original-image pixels.
+Per image and pass: top-k candidates by score, score threshold, decode against the priors with
+the head's box coder, clip to the image, map back to the network input (test-time passes run on
+mirrored or resized copies: crowdet.postprocess.tta); then NMS over the whole batch at once
+(image index as the NMS group), best `max_dets` per image, mapped back to original-image pixels.
 """
 
 from __future__ import annotations
@@ -12,24 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
-from crowdet import boxes as B
 from crowdet.postprocess.groups import rank_in_group
+from crowdet.postprocess.tta import boxes_to_input
 from crowdet.postprocess.vote import box_voting
-from crowdet.structures import Detections
+from crowdet.structures import Detections, HeadOutput
 
 
 @dataclass
 class PassOutput:
-    """Head outputs of one pass over a batch: cls_logits (B, A, C), box_deltas (B, A, 4),
-    priors (A, 4) and image_sizes (B, 2) (h, w) of this pass's input, which is the batch's network
-    input resized by ``resize`` (fy, fx) (`resize_images`) and, when ``mirrored``, flipped
-    left-right within each image's width (`mirror_images`)."""
+    """Head outputs of one pass over a batch, the priors (A, 4) they belong to, and image_sizes
+    (B, 2) (h, w) of this pass's input, which is the batch's network input resized by ``resize``
+    (fy, fx) and, when ``mirrored``, flipped left-right within each image's width
+    (crowdet.postprocess.tta)."""
 
-    cls_logits: torch.Tensor
-    box_deltas: torch.Tensor
+    outputs: HeadOutput
     priors: torch.Tensor
     image_sizes: torch.Tensor
     resize: tuple[float, float] = (1.0, 1.0)
@@ -39,6 +37,7 @@ class PassOutput:
 def postprocess(
     passes: Sequence[PassOutput],
     scales: torch.Tensor,
+    coder,
     score_threshold: float = 0.05,
     pre_nms_topk: int = 1000,
     iou_threshold: float = 0.5,
@@ -47,15 +46,15 @@ def postprocess(
     soft_sigma: float = 0.5,
     vote_iou: float = 0.0,
 ) -> list[Detections]:
-    """Passes over the same batch (one, or several for test-time augmentation) and scales (B,)
-    from original-image pixels to the network input -> one Detections per image in
-    original-image pixels.
+    """Passes over the same batch (one, or several for test-time augmentation), scales (B,)
+    from original-image pixels to the network input and the head's box coder -> one Detections
+    per image in original-image pixels.
 
     Each pass's best candidates are mapped back to the network input (un-mirrored, un-resized)
     and all passes' candidates join before NMS. vote_iou > 0: each kept box is voted with the
     candidates around it (`box_voting`)."""
-    bsz, _, num_classes = passes[0].cls_logits.shape
-    parts = [_pass_candidates(p, score_threshold, pre_nms_topk) for p in passes]
+    bsz, _, num_classes = passes[0].outputs.cls_logits.shape
+    parts = [_pass_candidates(p, coder, score_threshold, pre_nms_topk) for p in passes]
     sc, boxes, labels, img_idx = (torch.cat(column) for column in zip(*parts))
     groups = img_idx * num_classes + labels
     if nms == "soft":
@@ -80,23 +79,22 @@ def postprocess(
     return [Detections(b, s, c) for b, s, c in parts]
 
 
-def _pass_candidates(p: PassOutput, score_threshold: float, pre_nms_topk: int):
+def _pass_candidates(p: PassOutput, coder, score_threshold: float, pre_nms_topk: int):
     """`_candidates` of one pass, in the network input's pixels."""
+    out = p.outputs
     sc, boxes, labels, img_idx = _candidates(
-        p.cls_logits, p.box_deltas, p.priors, p.image_sizes, score_threshold, pre_nms_topk
-    )
-    if p.mirrored:
-        width = p.image_sizes[img_idx, 1].to(boxes.dtype)
-        boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
-    if p.resize != (1.0, 1.0):
-        fy, fx = p.resize
-        boxes = boxes / boxes.new_tensor([fx, fy, fx, fy])
+        out.cls_logits, out.box_regression, p.priors, p.image_sizes, coder,
+        score_threshold, pre_nms_topk,
+    )  # fmt: skip
+    boxes = boxes_to_input(boxes, p.image_sizes[img_idx, 1], p.resize, p.mirrored)
     return sc, boxes, labels, img_idx
 
 
-def _candidates(cls_logits, box_deltas, priors, image_sizes, score_threshold, pre_nms_topk):
-    """The best pre_nms_topk (prior, class) of each image above score_threshold, decoded and
-    clipped to the image -> scores (N,), boxes (N, 4), labels (N,), image index (N,)."""
+def _candidates(
+    cls_logits, box_regression, priors, image_sizes, coder, score_threshold, pre_nms_topk
+):
+    """The best pre_nms_topk (prior, class) of each image above score_threshold, decoded by the
+    coder and clipped to the image -> scores (N,), boxes (N, 4), labels (N,), image index (N,)."""
     bsz, _, num_classes = cls_logits.shape
     scores = cls_logits.sigmoid().flatten(1)  # (B, A*C)
     k = min(pre_nms_topk, scores.shape[1])
@@ -105,40 +103,10 @@ def _candidates(cls_logits, box_deltas, priors, image_sizes, score_threshold, pr
     img_idx = torch.arange(bsz, device=scores.device)[:, None].expand(bsz, k)[keep]
     flat = top_idx[keep]
     prior_idx, labels = flat // num_classes, flat % num_classes
-    boxes = B.decode(priors[prior_idx], box_deltas[img_idx, prior_idx])
+    boxes = coder.decode(priors[prior_idx], box_regression[img_idx, prior_idx])
     hw = image_sizes[img_idx].to(boxes.dtype)
     boxes = torch.minimum(boxes.clamp(min=0), hw[:, [1, 0, 1, 0]])
     return top_scores[keep], boxes, labels, img_idx
-
-
-def resize_images(
-    images: torch.Tensor, image_sizes: torch.Tensor, scale: float, size_divisor: int = 32
-) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
-    """images (B, C, H, W) padded on the right and bottom, image_sizes (B, 2) (h, w) -> the batch
-    resized by about `scale` (bilinear; antialiased when shrinking) and padded with zeros to a
-    multiple of size_divisor, the new image sizes, and the exact factors (fy, fx) applied."""
-    if scale == 1.0:
-        return images, image_sizes, (1.0, 1.0)
-    height, width = images.shape[-2:]
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    out = F.interpolate(
-        images, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1
-    )
-    out = F.pad(out, (0, -new_w % size_divisor, 0, -new_h % size_divisor))
-    fy, fx = new_h / height, new_w / width
-    sizes = (image_sizes * image_sizes.new_tensor([fy, fx], dtype=torch.float64)).round()
-    return out, sizes.clamp(min=1).to(image_sizes.dtype), (fy, fx)
-
-
-def mirror_images(images: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
-    """images (B, C, H, W) padded on the right and bottom, image_sizes (B, 2) (h, w) -> each image
-    mirrored left-right within its own width, the padding left where it was."""
-    width = images.shape[-1]
-    cols = torch.arange(width, device=images.device)
-    w = image_sizes[:, 1:2].to(cols.device)
-    src = torch.where(cols < w, w - 1 - cols, cols)  # (B, W)
-    index = src[:, None, None, :].expand_as(images)
-    return torch.gather(images, 3, index)
 
 
 def _cap_per_image(kept: torch.Tensor, img: torch.Tensor, max_dets: int) -> torch.Tensor:

@@ -7,7 +7,10 @@ from crowdet.assign.max_iou import max_iou_assign
 from crowdet.config import load_config
 from crowdet.losses.dense import DenseLoss
 from crowdet.models.build import build_detector
-from crowdet.structures import Batch
+from crowdet.models.coders import DeltaCoder
+from crowdet.structures import Batch, HeadOutput, Priors
+
+CODER = DeltaCoder()
 
 
 def make_batch(boxes: list[list[list[float]]], ignore=None, size=64) -> Batch:
@@ -32,12 +35,18 @@ def make_batch(boxes: list[list[list[float]]], ignore=None, size=64) -> Batch:
     )
 
 
+def one_level(boxes: torch.Tensor) -> Priors:
+    return Priors(boxes, torch.full((len(boxes),), 8.0), [len(boxes)])
+
+
 def test_focal_value_hand_computed():
     """One positive prior (on the GT) and one negative, logits 0 -> p = 0.5 for both."""
     loss = DenseLoss(partial(max_iou_assign), focal_alpha=0.25, focal_gamma=2.0, box="giou")
     priors = torch.tensor([[0.0, 0.0, 10.0, 20.0], [40.0, 40.0, 50.0, 60.0]])
     batch = make_batch([[[0.0, 0.0, 10.0, 20.0]]])
-    out = loss(torch.zeros(1, 2, 1), torch.zeros(1, 2, 4), priors, batch)
+    out = loss(
+        HeadOutput(torch.zeros(1, 2, 1), torch.zeros(1, 2, 4)), one_level(priors), batch, CODER
+    )
     pos = 0.25 * 0.5**2 * math.log(2)
     neg = 0.75 * 0.5**2 * math.log(2)
     assert math.isclose(out["cls"].item(), (pos + neg) / 1, rel_tol=1e-5)
@@ -50,7 +59,7 @@ def test_box_loss_normalised_by_positives():
     batch = make_batch([[[0.0, 0.0, 10.0, 20.0], [30.0, 0.0, 40.0, 20.0]]])
     deltas = torch.zeros(1, 2, 4)
     deltas[0, 0, 0] = 0.2  # L1 error 0.2 on one prior, 0 on the other: mean over 2 positives
-    out = loss(torch.zeros(1, 2, 1), deltas, priors, batch)
+    out = loss(HeadOutput(torch.zeros(1, 2, 1), deltas), one_level(priors), batch, CODER)
     assert math.isclose(out["box"].item(), 0.2 / 2, rel_tol=1e-5)
 
 
@@ -72,5 +81,6 @@ def test_ignore_only_image_has_no_negatives_under_the_region():
     loss = DenseLoss(partial(max_iou_assign))
     priors = torch.tensor([[0.0, 0.0, 10.0, 20.0], [12.0, 0.0, 22.0, 20.0]])
     batch = make_batch([[[0.0, 0.0, 64.0, 64.0]]], ignore=[[True]])
-    out = loss(torch.full((1, 2, 1), 3.0), torch.zeros(1, 2, 4), priors, batch)
+    outputs = HeadOutput(torch.full((1, 2, 1), 3.0), torch.zeros(1, 2, 4))
+    out = loss(outputs, one_level(priors), batch, CODER)
     assert out["cls"].item() == 0.0 and out["box"].item() == 0.0

@@ -17,7 +17,8 @@ def test_anchor_geometry_hand_computed():
         ],
         dtype=torch.float32,
     )
-    torch.testing.assert_close(priors, expected)
+    torch.testing.assert_close(priors.boxes, expected)
+    assert priors.strides.tolist() == [8.0] * 4 and priors.level_sizes == [4]
     assert gen.num_priors([(1, 2)]) == 4
 
 
@@ -30,7 +31,7 @@ def test_head_flatten_order_matches_priors():
     """Output row a of the head must belong to prior a: level, y, x, anchor."""
     gen = AnchorGenerator([8, 16], 3.0, [1.0, 1.5], [2.44])
     c = 4 * gen.num_anchors
-    head = RetinaHead(c, gen.num_anchors, num_classes=1, num_levels=2, convs=0, channels=c)
+    head = RetinaHead(c, gen, num_classes=1, convs=0, channels=c, prior_prob=0.01, norm="gn")
     # make the box output equal to the input location: channel k*4 + j carries (level, y, x, k)
     head.box_out = torch.nn.Identity()
     feats = []
@@ -48,8 +49,9 @@ def test_head_flatten_order_matches_priors():
         feats.append(torch.stack(planes)[None].float())
     head.box_tower = PassThrough()
     head.reduce = torch.nn.Identity()
-    _, box = head(feats)
-    priors = gen([(3, 4), (2, 2)])
+    box = head(feats).box_regression
+    assert head.priors([(3, 4), (2, 2)]) is gen([(3, 4), (2, 2)])
+    priors = gen([(3, 4), (2, 2)]).boxes
     strides = torch.tensor([8.0, 16.0])[box[0, :, 0].long()]
     cx = (box[0, :, 2] + 0.5) * strides
     cy = (box[0, :, 1] + 0.5) * strides

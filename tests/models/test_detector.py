@@ -6,7 +6,8 @@ import torch
 
 from crowdet.config import load_config
 from crowdet.models.build import build_detector
-from crowdet.postprocess.decode import PassOutput, mirror_images
+from crowdet.postprocess.decode import PassOutput
+from crowdet.postprocess.tta import mirror_images
 from crowdet.structures import Batch
 
 
@@ -21,11 +22,13 @@ def test_channels_last_gives_the_same_outputs_and_gradients():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
     images = torch.randn(2, 3, 64, 96)
-    out_plain, out_nhwc = plain(images), nhwc(images)
-    for a, b in zip(out_plain, out_nhwc):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    (out_plain, priors_plain), (out_nhwc, priors_nhwc) = plain(images), nhwc(images)
+    torch.testing.assert_close(out_plain.cls_logits, out_nhwc.cls_logits, rtol=1e-4, atol=1e-4)
+    a, b = out_plain.box_regression, out_nhwc.box_regression
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert torch.equal(priors_plain.boxes, priors_nhwc.boxes)
     for out in (out_plain, out_nhwc):
-        (out[0].square().sum() + out[1].square().sum()).backward()
+        (out.cls_logits.square().sum() + out.box_regression.square().sum()).backward()
     for (name, p), q in zip(plain.named_parameters(), nhwc.parameters()):
         scale = float(p.grad.abs().max())  # sums in another order: equal up to float rounding
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
@@ -50,11 +53,11 @@ def test_test_time_passes_merge_before_nms():
     with torch.no_grad():
         for x, s, resize in ((images, sizes, (1.0, 1.0)), (big, big_sizes, (1.5, 1.5))):
             for mirrored in (False, True):
-                out = model(mirror_images(x, s) if mirrored else x)
-                passes.append(PassOutput(*out, s, resize, mirrored))
+                out, priors = model(mirror_images(x, s) if mirrored else x)
+                passes.append(PassOutput(out, priors.boxes, s, resize, mirrored))
     run = model.postprocess_fn  # the config's post-processing
-    want = run(passes, torch.ones(2))
-    plain = run(passes[:1], torch.ones(2))
+    want = run(passes, torch.ones(2), model.head.coder)
+    plain = run(passes[:1], torch.ones(2), model.head.coder)
     got = model.predict(batch)
     for g, w in zip(got, want):
         torch.testing.assert_close(g.boxes, w.boxes)

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from strategies import detections
 
 from crowdet import boxes as box_ops
+from crowdet.models.coders import DeltaCoder
 from crowdet.postprocess import batched_nms
 from crowdet.postprocess.decode import PassOutput, postprocess
 from crowdet.postprocess.vote import box_voting
+from crowdet.structures import HeadOutput
 
 
 def reference_voting(boxes, scores, kept, groups, iou_threshold):
@@ -94,7 +96,8 @@ def test_pipeline_votes_only_when_asked():
     priors = torch.tensor([[10.0, 10, 30, 60], [10.0, 12, 30, 62]])
     logits = torch.tensor([[[2.0], [1.0]]])
     deltas = torch.zeros(1, 2, 4)
-    args = ([PassOutput(logits, deltas, priors, torch.tensor([[100, 100]]))], torch.tensor([1.0]))
+    passes = [PassOutput(HeadOutput(logits, deltas), priors, torch.tensor([[100, 100]]))]
+    args = (passes, torch.tensor([1.0]), DeltaCoder())
     plain = postprocess(*args, nms="hard", iou_threshold=0.5)[0]
     voted = postprocess(*args, nms="hard", iou_threshold=0.5, vote_iou=0.8)[0]
     s0, s1 = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(1.0))

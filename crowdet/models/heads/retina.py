@@ -2,15 +2,32 @@
 
 Conv weights are shared across pyramid levels; with `norm="bn"` each level has its own BatchNorm
 (statistics differ per level). Outputs are flattened to (B, A, C) and (B, A, 4) in the order of
-crowdet.models.anchors.AnchorGenerator.
+its anchors (crowdet.models.anchors.AnchorGenerator); boxes are anchor deltas (DeltaCoder).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
+
+from crowdet.config import AnchorConfig
+from crowdet.config_base import Variant
+from crowdet.models.anchors import AnchorGenerator
+from crowdet.models.coders import DeltaCoder
+from crowdet.models.heads.base import DenseHead, flatten_level
+from crowdet.structures import HeadOutput
+
+
+class RetinaHeadConfig(Variant):
+    name: Literal["retina"] = "retina"
+    convs: int = Field(2, ge=0)  # conv layers in each of the cls / box towers
+    channels: int = Field(64, ge=1)  # tower width
+    prior_prob: float = Field(0.01, gt=0.0, lt=1.0)  # initial foreground probability (bias init)
+    norm: Literal["bn", "gn", "none"] = "bn"  # normalisation inside the towers
 
 
 class Tower(nn.Module):
@@ -38,19 +55,21 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-class RetinaHead(nn.Module):
+class RetinaHead(DenseHead):
     def __init__(
         self,
         in_channels: int,
-        num_anchors: int,
-        num_classes: int = 1,
-        num_levels: int = 5,
-        convs: int = 4,
-        channels: int = 256,
-        prior_prob: float = 0.01,
-        norm: str = "gn",
+        anchors: AnchorGenerator,
+        num_classes: int,
+        convs: int,
+        channels: int,
+        prior_prob: float,
+        norm: str,
     ):
-        super().__init__()
+        """One tower pair for the levels of `anchors` (their strides), `anchors.num_anchors`
+        anchors per location. No defaults here: a config's come from RetinaHeadConfig."""
+        super().__init__(anchors, DeltaCoder())
+        num_levels, num_anchors = len(anchors.strides), anchors.num_anchors
         self.num_classes, self.num_anchors = num_classes, num_anchors
         self.reduce = (
             nn.Identity() if in_channels == channels else nn.Conv2d(in_channels, channels, 1)
@@ -66,17 +85,26 @@ class RetinaHead(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.constant_(self.cls_out.bias, -math.log((1 - prior_prob) / prior_prob))
 
-    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pyramid features -> cls_logits (B, A, C), box_deltas (B, A, 4)."""
+    @classmethod
+    def from_config(
+        cls,
+        cfg: RetinaHeadConfig,
+        in_channels: int,
+        strides: list[int],
+        num_classes: int,
+        anchors: AnchorConfig,
+    ) -> RetinaHead:
+        a = anchors
+        generator = AnchorGenerator(strides, a.base_scale, a.octave_scales, a.aspect_ratios)
+        return cls(
+            in_channels, generator, num_classes, cfg.convs, cfg.channels, cfg.prior_prob, cfg.norm
+        )
+
+    def forward(self, feats: list[torch.Tensor]) -> HeadOutput:
+        """Pyramid features -> cls_logits (B, A, C), box_regression (B, A, 4) anchor deltas."""
         cls, box = [], []
         for level, x in enumerate(feats):
             x = self.reduce(x)
-            cls.append(_flatten(self.cls_out(self.cls_tower(x, level)), self.num_classes))
-            box.append(_flatten(self.box_out(self.box_tower(x, level)), 4))
-        return torch.cat(cls, dim=1), torch.cat(box, dim=1)
-
-
-def _flatten(x: torch.Tensor, last: int) -> torch.Tensor:
-    """(B, K*last, H, W) -> (B, H*W*K, last)."""
-    b, _, h, w = x.shape
-    return x.view(b, -1, last, h, w).permute(0, 3, 4, 1, 2).reshape(b, -1, last)
+            cls.append(flatten_level(self.cls_out(self.cls_tower(x, level)), self.num_classes))
+            box.append(flatten_level(self.box_out(self.box_tower(x, level)), 4))
+        return HeadOutput(torch.cat(cls, dim=1), torch.cat(box, dim=1))

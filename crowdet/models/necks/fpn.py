@@ -5,23 +5,43 @@ Levels above the backbone's last one are made by stride-2 3x3 convs, as in Retin
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
+
+from crowdet.config_base import FieldError, Variant
+
+
+class FPNConfig(Variant):
+    name: Literal["fpn"] = "fpn"
+    channels: int = Field(64, ge=1)  # output channels of every pyramid level
+    # pyramid levels Pk, stride 2**k: at least one, increasing
+    levels: list[Annotated[int, Field(ge=1, le=10)]] = Field([3, 4, 5, 6], min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _increasing(cls, v):
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be increasing with no repeats, got {v}")
+        return v
 
 
 def check_levels(levels: list[int], in_levels: list[int]) -> None:
-    """ValueError unless `levels` can be built from backbone levels `in_levels`: at least one
-    backbone level, no level the backbone lacks, and levels above the backbone's last one
-    contiguous (each extra level is one stride-2 conv on the one below)."""
+    """FieldError (key `levels`) unless `levels` can be built from backbone levels `in_levels`:
+    at least one backbone level, no level the backbone lacks, and levels above the backbone's
+    last one contiguous (each extra level is one stride-2 conv on the one below)."""
     top = in_levels[-1]
     low = [lvl for lvl in levels if lvl <= top]
     missing = [lvl for lvl in low if lvl not in in_levels]
     extra = [lvl for lvl in levels if lvl > top]
     if not low or missing or extra != list(range(top + 1, top + 1 + len(extra))):
-        raise ValueError(
+        raise FieldError(
+            "levels",
             f"levels {list(levels)} cannot be built on backbone levels {in_levels}: use at least "
-            f"one of {in_levels}, then levels {top + 1}, {top + 2}, ... in a row"
+            f"one of {in_levels}, then levels {top + 1}, {top + 2}, ... in a row",
         )
 
 
@@ -43,6 +63,10 @@ class FPN(nn.Module):
         )
         self.out_channels = channels
         self.out_strides = [2**lvl for lvl in levels]
+
+    @classmethod
+    def from_config(cls, cfg: FPNConfig, in_channels: list[int], in_strides: list[int]) -> FPN:
+        return cls(in_channels, in_strides, cfg.channels, cfg.levels)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Backbone features (fine to coarse) -> pyramid features, one per configured level."""

@@ -1,0 +1,38 @@
+"""What a dense detector needs of its head (crowdet.models.detector.DenseDetector).
+
+A head is an nn.Module whose `forward(feats)` takes the pyramid features (fine to coarse) and
+returns a crowdet.structures.HeadOutput flattened over levels; `priors(shapes, device)` gives
+the crowdet.structures.Priors its outputs belong to, in the same order; `coder` encodes and
+decodes its box regression against those priors (crowdet.models.coders). The loss and the
+post-processing reach boxes only through the coder.
+
+A head variant is one file: its config model (a crowdet.config_base.Variant), the head, and a
+`from_config(cfg, in_channels, strides, num_classes, anchors)` builder; plus one row in
+crowdet.models.build.HEADS.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from crowdet.models.anchors import AnchorGenerator
+from crowdet.structures import Priors
+
+
+class DenseHead(nn.Module):
+    def __init__(self, prior_generator: AnchorGenerator, coder):
+        super().__init__()
+        self.prior_generator = prior_generator  # feature shapes -> Priors
+        self.coder = coder  # encode(priors, boxes), decode(priors, regression)
+
+    def priors(self, shapes: list[tuple[int, int]], device: torch.device | None = None) -> Priors:
+        """Feature map shapes [(H_l, W_l)] -> the priors of this head's outputs."""
+        return self.prior_generator(shapes, device=device)
+
+
+def flatten_level(x: torch.Tensor, last: int) -> torch.Tensor:
+    """One level's output map (B, K*last, H, W) -> (B, H*W*K, last): location (row, column)
+    major, the K priors of a location minor, as the prior generators order them."""
+    b, _, h, w = x.shape
+    return x.view(b, -1, last, h, w).permute(0, 3, 4, 1, 2).reshape(b, -1, last)
