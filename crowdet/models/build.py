@@ -17,6 +17,7 @@ from crowdet.models.backbones.tiny import TinyBackbone
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.retina import RetinaHead
 from crowdet.models.necks.fpn import FPN
+from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
 
 BACKBONES = {"tiny": TinyBackbone}
@@ -86,6 +87,7 @@ def build_detector(cfg: Config) -> DenseDetector:
         flip_test=cfg.postprocess.flip_test,
         test_scales=cfg.postprocess.test_scales,
         size_divisor=cfg.data.size_divisor,
+        input_norm=InputNorm(m.pixel_mean, m.pixel_std),
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 

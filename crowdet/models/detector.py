@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from crowdet.models.anchors import AnchorGenerator
+from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import PassOutput, mirror_images, resize_images
 from crowdet.structures import Batch, Detections
 
@@ -29,6 +30,7 @@ class DenseDetector(nn.Module):
         flip_test: bool = False,
         test_scales: tuple[float, ...] = (1.0,),
         size_divisor: int = 32,
+        input_norm: nn.Module | None = None,
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
@@ -39,9 +41,13 @@ class DenseDetector(nn.Module):
         # also mirrored with flip_test; resized inputs are padded to a multiple of size_divisor
         self.flip_test, self.test_scales = flip_test, tuple(test_scales)
         self.size_divisor = size_divisor
+        # batch images are BGR pixel values: loss and predict normalise them first (forward's
+        # input is normalised)
+        self.input_norm = input_norm if input_norm is not None else InputNorm()
 
     def forward(self, images: torch.Tensor):
-        """images (B, 3, H, W) -> cls_logits (B, A, C), box_deltas (B, A, 4), priors (A, 4)."""
+        """images (B, 3, H, W) normalised (`input_norm`) -> cls_logits (B, A, C), box_deltas
+        (B, A, 4), priors (A, 4)."""
         return self._outputs(images)[:3]
 
     def _outputs(self, images: torch.Tensor):
@@ -54,7 +60,8 @@ class DenseDetector(nn.Module):
         return cls_logits, box_deltas, self.anchors(shapes, device=images.device), shapes
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cls_logits, box_deltas, priors, shapes = self._outputs(batch.images)
+        x = self.input_norm(batch.images, batch.image_sizes)
+        cls_logits, box_deltas, priors, shapes = self._outputs(x)
         level_sizes = self.anchors.level_sizes(shapes)
         return self.loss_fn(cls_logits.float(), box_deltas.float(), priors, batch, level_sizes)
 
@@ -63,9 +70,10 @@ class DenseDetector(nn.Module):
         """Detections per image; with test-time augmentation (test_scales, flip_test) every pass's
         candidates join before NMS."""
         passes = []
+        normed = self.input_norm(batch.images, batch.image_sizes)  # test-time ops run on it
         for scale in self.test_scales:
             images, sizes, resize = resize_images(
-                batch.images, batch.image_sizes, scale, self.size_divisor
+                normed, batch.image_sizes, scale, self.size_divisor
             )
             for mirrored in (False, True) if self.flip_test else (False,):
                 x = mirror_images(images, sizes) if mirrored else images
