@@ -6,7 +6,6 @@ padding right and below each image is 0 here, and the model sets it to 0 after n
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from crowdet.data.sample import Sample

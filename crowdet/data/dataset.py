@@ -20,7 +20,6 @@ from crowdet.data.pipeline import Transform, run_transforms
 from crowdet.data.records import ImageRecord
 from crowdet.data.sample import Sample, choose_targets
 from crowdet.errors import DataError
-from crowdet.structures import Batch
 
 log = logging.getLogger(__name__)
 

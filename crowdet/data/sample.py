@@ -72,7 +72,9 @@ class Sample:
     def take(self, keep: np.ndarray) -> Sample:
         """The sample with only the rows where `keep` (N,) is True, in every kind."""
         boxes = {kind: b[keep] for kind, b in self.boxes.items()}
-        return replace(self, boxes=boxes, ignore=self.ignore[keep], head_ignore=self.head_ignore[keep])
+        return replace(
+            self, boxes=boxes, ignore=self.ignore[keep], head_ignore=self.head_ignore[keep]
+        )
 
     def targets(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) boxes and (N,) ignore flags of the chosen kind (`choose_targets`)."""
