@@ -43,12 +43,19 @@ class Sample:
 
     @classmethod
     def from_record(cls, image: np.ndarray, rec: ImageRecord) -> Sample:
-        """The decoded image of `rec` with all of its boxes, in original-image pixels."""
-        boxes = {kind: rec.boxes(kind).astype(np.float32) for kind in BOX_KINDS}
-        return cls(
-            image, rec.image_id, boxes, rec.ignore.astype(bool), rec.head_ignore.astype(bool),
-            orig_size=image.shape[:2],
-        )  # fmt: skip
+        """The decoded image of `rec` with all of its boxes, in original-image pixels; a box kind
+        or head_ignore that the record leaves empty (the dataclass default) is absent: NaN rows,
+        no head ignored."""
+        n = len(rec)
+        boxes = {}
+        for kind in BOX_KINDS:
+            b = rec.boxes(kind)
+            boxes[kind] = (
+                b.astype(np.float32) if len(b) == n else np.full((n, 4), np.nan, np.float32)
+            )
+        heads = rec.head_ignore.astype(bool) if len(rec.head_ignore) == n else np.zeros(n, bool)
+        ignore = rec.ignore.astype(bool)
+        return cls(image, rec.image_id, boxes, ignore, heads, orig_size=image.shape[:2])
 
     @classmethod
     def from_image(cls, image: np.ndarray, image_id: str = "") -> Sample:

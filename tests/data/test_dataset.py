@@ -131,3 +131,18 @@ def test_unreadable_image_is_skipped_and_counted(tmp_path):
         ("cut", "bad image"),
         ("gone", "missing"),
     ]
+
+
+def test_a_record_with_only_full_boxes_loads_with_the_other_kinds_absent(tmp_path):
+    write_image(tmp_path / "a.png", 40, 80)
+    rec = ImageRecord(
+        image_id="a",
+        image_path=str(tmp_path / "a.png"),
+        fbox=np.array([[10, 5, 30, 35], [40, 0, 60, 20]], np.float32),
+        ignore=np.array([False, True]),
+    )
+    s = train_set([rec], 80, hflip=1.0)[0]
+    np.testing.assert_allclose(s.targets()[0], [[50, 5, 70, 35], [20, 0, 40, 20]])
+    assert s.targets()[1].tolist() == [False, True]
+    assert np.isnan(s.boxes["visible"]).all() and np.isnan(s.boxes["head"]).all()
+    assert s.boxes["head"].shape == (2, 4) and s.head_ignore.tolist() == [False, False]
