@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
 
 def batches(cfg, n: int):
     """n collated training batches of the config's data, and the seconds one batch takes."""
-    from crowdet.data.dataset import collate
+    from crowdet.data.collate import collate
     from crowdet.engine import data as D
 
     D.ensure_dataset(cfg)

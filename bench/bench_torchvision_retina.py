@@ -79,7 +79,8 @@ def batches(dataset, batch_size: int, seed: int):
             images = [to_tensor(s.image) for s in samples]
             targets = []
             for s in samples:
-                boxes = torch.as_tensor(s.boxes[~s.ignore], dtype=torch.float32).reshape(-1, 4)
+                chosen, ignore = s.targets()
+                boxes = torch.as_tensor(chosen[~ignore], dtype=torch.float32).reshape(-1, 4)
                 targets.append(
                     {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
                 )

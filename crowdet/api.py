@@ -8,9 +8,8 @@ import numpy as np
 import torch
 
 from crowdet.config import Config
-from crowdet.data.dataset import CrowdDataset, Sample, collate
 from crowdet.data.images import read_image
-from crowdet.data.records import ImageRecord
+from crowdet.data.preprocess import preprocess
 from crowdet.engine.checkpoint import load_checkpoint
 from crowdet.engine.weights import checkpoint_config, load_weights
 from crowdet.models.build import build_detector
@@ -26,7 +25,6 @@ class Detector:
     def __init__(self, model: torch.nn.Module, cfg: Config, device: str | torch.device = "cpu"):
         self.cfg, self.device = cfg, torch.device(device)
         self.model = model.to(self.device).eval()
-        self._prep = CrowdDataset([], input_size=cfg.data.input_size, train=False)
 
     @classmethod
     def from_checkpoint(
@@ -42,17 +40,12 @@ class Detector:
         load_weights(model, state, path, cfg)
         return cls(model, cfg, device)
 
-    def preprocess(self, images: list[np.ndarray]) -> list[Sample]:
-        return [
-            self._prep.transform(im, ImageRecord(image_id=str(i)), None)
-            for i, im in enumerate(images)
-        ]
-
     @torch.no_grad()
     def predict(self, images: list[np.ndarray | str | Path]):
         """Images (BGR arrays or paths) -> list of (boxes (N, 4) xyxy, scores (N,)) tensors."""
         arrays = [read_image(im) if isinstance(im, str | Path) else im for im in images]
-        batch = collate(self.preprocess(arrays), self.cfg.data.size_divisor).to(self.device)
+        size, divisor = self.cfg.data.input_size, self.cfg.data.size_divisor
+        batch = preprocess(arrays, size, divisor).to(self.device)
         return [(d.boxes.cpu(), d.scores.cpu()) for d in self.model.predict(batch)]
 
     def __call__(self, image: np.ndarray | str | Path):

@@ -120,8 +120,16 @@ class AnchorConfig(Section):
     aspect_ratios: list[Positive] = Field([2.44], min_length=1)  # anchor height / width
 
 
+# ImageNet statistics of 0-255 pixels in BGR order (images are decoded by cv2)
+PIXEL_MEAN_BGR = (103.53, 116.28, 123.675)
+PIXEL_STD_BGR = (57.375, 57.12, 58.395)
+
+
 class ModelConfig(Section):
     num_classes: int = Field(1, ge=1)  # person: 1 until the loss trains several classes
+    # the model's input normalisation (x - pixel_mean) / pixel_std per channel, BGR order
+    pixel_mean: tuple[float, float, float] = PIXEL_MEAN_BGR
+    pixel_std: tuple[Positive, Positive, Positive] = PIXEL_STD_BGR
     backbone: BackboneConfig = Field(default_factory=dict, validate_default=True)
     neck: NeckConfig = Field(default_factory=dict, validate_default=True)
     head: HeadConfig = Field(default_factory=dict, validate_default=True)

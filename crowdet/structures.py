@@ -1,7 +1,7 @@
 """Batch and assignment containers: tensors plus explicit masks, no behaviour.
 
 Shapes (B images, G padded annotations, A priors, C classes):
-    images       (B, 3, H, W) float32, normalised
+    images       (B, 3, H, W) uint8 BGR pixel values, 0 in the padding (the model normalises)
     image_sizes  (B, 2) int64 (height, width) of each image inside the padded batch
     boxes        (B, G, 4) float32 xyxy in network-input pixels
     valid        (B, G) bool  True for a real annotation (person or ignore region)

@@ -25,19 +25,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _augmented_record(sample):
+    """The boxes of an augmented sample, every kind, as a record to draw."""
     import numpy as np
 
     from crowdet.data.records import ImageRecord
 
-    n = len(sample.boxes)
-    nan = np.full((n, 4), np.nan, np.float32)
+    n = len(sample)
     return ImageRecord(
         image_id=f"{sample.image_id}_augmented",
-        fbox=sample.boxes.astype(np.float32),
-        vbox=nan,
-        hbox=nan.copy(),
-        ignore=sample.ignore.astype(bool),
-        head_ignore=np.zeros(n, bool),
+        fbox=sample.boxes["full"],
+        vbox=sample.boxes["visible"],
+        hbox=sample.boxes["head"],
+        ignore=sample.ignore,
+        head_ignore=sample.head_ignore,
         box_ids=np.full(n, -1, np.int64),
         occ=np.full(n, np.nan, np.float32),
     )

@@ -73,7 +73,7 @@ class ImageRecord:
 
     def ignore_for(self, kind: str = "full") -> np.ndarray:
         """(N,) ignore flags for one box kind (head boxes also honour `head_ignore`)."""
-        return self.ignore | self.head_ignore if kind == "head" else self.ignore
+        return ignore_flags(self.ignore, self.head_ignore, kind)
 
     def fields_of(self, row: int) -> dict:
         """The source fields of one row that no attribute holds (empty dict when none)."""
@@ -82,3 +82,8 @@ class ImageRecord:
     @property
     def num_people(self) -> int:
         return int((~self.ignore).sum())
+
+
+def ignore_flags(ignore: np.ndarray, head_ignore: np.ndarray, kind: str) -> np.ndarray:
+    """(N,) ignore flags for one box kind from the (N,) ignore regions and (N,) ignored heads."""
+    return ignore | head_ignore if kind == "head" else ignore

@@ -11,8 +11,10 @@ import torch
 
 from crowdet.config import Config
 from crowdet.data.cache import ImageCache
-from crowdet.data.dataset import CrowdDataset, collate
+from crowdet.data.collate import collate
+from crowdet.data.dataset import CrowdDataset, SampleSource
 from crowdet.data.odgt import read_odgt_report
+from crowdet.data.pipeline import eval_transforms, train_transforms
 from crowdet.data.records import ImageRecord
 from crowdet.data.report import ReadReport
 from crowdet.engine.faults import check_images
@@ -75,21 +77,15 @@ def check_split_images(cfg: Config, split: str, records: list[ImageRecord]) -> d
 
 
 def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> CrowdDataset:
+    """Training: cfg.augment's transforms, targets clipped and the small ones dropped;
+    evaluation: the letterbox resize, targets as annotated."""
     a, d = cfg.augment, cfg.data
     cache = ImageCache(d.cache_mb * 2**20) if train and d.cache else None
-    return CrowdDataset(
-        records,
-        box_kind=cfg.data.box,
-        input_size=cfg.data.input_size,
-        train=train,
-        hflip=a.hflip,
-        scale_range=tuple(a.scale),
-        hsv=tuple(a.hsv),
-        min_box_size=cfg.data.min_box_size,
-        strict=cfg.data.strict,
-        seed=cfg.train.seed,
-        cache=cache,
-    )
+    source = SampleSource(records, cache=cache, strict=d.strict)
+    if not train:
+        return CrowdDataset(source, eval_transforms(d.input_size), d.box, seed=cfg.train.seed)
+    transforms = train_transforms(d.input_size, a.hflip, a.scale, a.hsv)
+    return CrowdDataset(source, transforms, d.box, d.min_box_size, seed=cfg.train.seed)
 
 
 def epoch_batches(

@@ -26,6 +26,7 @@ from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
+from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
 
 BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
@@ -83,6 +84,7 @@ def build_detector(cfg: Config) -> DenseDetector:
         flip_test=cfg.postprocess.flip_test,
         test_scales=cfg.postprocess.test_scales,
         size_divisor=cfg.data.size_divisor,
+        input_norm=InputNorm(m.pixel_mean, m.pixel_std),
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from crowdet.models.heads.base import DenseHead
+from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import PassOutput
 from crowdet.postprocess.tta import mirror_images, resize_images
 from crowdet.structures import Batch, Detections, HeadOutput, Priors
@@ -30,6 +31,7 @@ class DenseDetector(nn.Module):
         flip_test: bool = False,
         test_scales: tuple[float, ...] = (1.0,),
         size_divisor: int = 32,
+        input_norm: nn.Module | None = None,
     ):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
@@ -39,10 +41,14 @@ class DenseDetector(nn.Module):
         # also mirrored with flip_test; resized inputs are padded to a multiple of size_divisor
         self.flip_test, self.test_scales = flip_test, tuple(test_scales)
         self.size_divisor = size_divisor
+        # batch images are BGR pixel values: loss and predict normalise them first (forward's
+        # input is normalised)
+        self.input_norm = input_norm if input_norm is not None else InputNorm()
 
     def forward(self, images: torch.Tensor) -> tuple[HeadOutput, Priors]:
-        """images (B, 3, H, W) -> the head's outputs (cls_logits (B, A, C), box_regression
-        (B, A, 4), extras) and their priors (boxes (A, 4), strides, level sizes)."""
+        """images (B, 3, H, W) normalised (`input_norm`) -> the head's outputs (cls_logits
+        (B, A, C), box_regression (B, A, 4), extras) and their priors (boxes (A, 4), strides,
+        level sizes)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         feats = self.neck(self.backbone(images))
@@ -50,7 +56,8 @@ class DenseDetector(nn.Module):
         return self.head(feats), self.head.priors(shapes, device=images.device)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        outputs, priors = self(batch.images)
+        x = self.input_norm(batch.images, batch.image_sizes)
+        outputs, priors = self(x)
         return self.loss_fn(outputs.float(), priors, batch, self.head.coder)
 
     @torch.no_grad()
@@ -58,9 +65,10 @@ class DenseDetector(nn.Module):
         """Detections per image; with test-time augmentation (test_scales, flip_test) every pass's
         candidates join before NMS."""
         passes = []
+        normed = self.input_norm(batch.images, batch.image_sizes)  # test-time ops run on it
         for scale in self.test_scales:
             images, sizes, resize = resize_images(
-                batch.images, batch.image_sizes, scale, self.size_divisor
+                normed, batch.image_sizes, scale, self.size_divisor
             )
             for mirrored in (False, True) if self.flip_test else (False,):
                 x = mirror_images(images, sizes) if mirrored else images

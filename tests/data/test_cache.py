@@ -7,7 +7,9 @@ import pytest
 from test_dataset import record, write_image
 
 from crowdet.data.cache import ImageCache
-from crowdet.data.dataset import CrowdDataset, collate
+from crowdet.data.collate import collate
+from crowdet.data.dataset import CrowdDataset, SampleSource
+from crowdet.data.pipeline import train_transforms
 from crowdet.errors import DataError
 
 
@@ -18,10 +20,8 @@ def dataset(tmp_path, cache=None, n=3):
         recs.append(
             record(tmp_path / f"{i}.png", [[10, 5, 30, 35], [2, 2, 60, 38]], [0, 1], f"{i}")
         )
-    return CrowdDataset(
-        recs, input_size=96, train=True, hflip=0.5, scale_range=(0.8, 1.2),
-        hsv=(0.015, 0.5, 0.3), seed=3, cache=cache,
-    )  # fmt: skip
+    transforms = train_transforms(96, hflip=0.5, scale=(0.8, 1.2), hsv=(0.015, 0.5, 0.3))
+    return CrowdDataset(SampleSource(recs, cache), transforms, min_box_size=2.0, seed=3)
 
 
 def test_cached_epochs_equal_uncached_ones(tmp_path):
@@ -31,7 +31,7 @@ def test_cached_epochs_equal_uncached_ones(tmp_path):
         a = collate([plain[i] for i in range(3)])
         b = collate([cached[i] for i in range(3)])
         assert a.images.equal(b.images) and a.boxes.equal(b.boxes) and a.ignore.equal(b.ignore)
-    assert len(cached.cache.images) == 3
+    assert len(cached.source.cache.images) == 3
 
 
 def test_cached_images_are_read_only_and_decoded_once(tmp_path, monkeypatch):
@@ -62,5 +62,5 @@ def test_an_unreadable_image_is_never_cached(tmp_path):
             cache.read(0, str(tmp_path / "gone.jpg"))
     assert not cache.images
     recs = [record(tmp_path / "gone.jpg", [[1, 1, 9, 9]], [0], "gone")]
-    s = CrowdDataset(recs, input_size=64, train=True, cache=cache)[0]
+    s = CrowdDataset(SampleSource(recs, cache), train_transforms(64), min_box_size=2.0)[0]
     assert s.image is None and s.problem

@@ -11,7 +11,7 @@ import pytest
 
 from crowdet.cli import main
 from crowdet.data.coco import read_coco_report
-from crowdet.data.dataset import CrowdDataset
+from crowdet.data.dataset import CrowdDataset, SampleSource
 from crowdet.data.odgt import read_odgt, read_odgt_report
 from crowdet.data.records import ImageRecord
 from crowdet.data.validate import check_records
@@ -103,10 +103,10 @@ def head_records(tmp_path: Path, with_head: int) -> list[ImageRecord]:
 
 def test_training_on_heads_without_head_boxes(tmp_path, caplog):
     with pytest.raises(DataError, match=r"none of the 3 people has a head box \(hbox\)"):
-        CrowdDataset(head_records(tmp_path, 0), box_kind="head")
+        CrowdDataset(SampleSource(head_records(tmp_path, 0)), [], box_kind="head")
     with caplog.at_level(logging.WARNING):
-        CrowdDataset(head_records(tmp_path, 2), box_kind="head")
+        CrowdDataset(SampleSource(head_records(tmp_path, 2)), [], box_kind="head")
     assert "1 of 3 people have no head box (hbox)" in caplog.text
     caplog.clear()
-    CrowdDataset(head_records(tmp_path, 0), box_kind="full")
+    CrowdDataset(SampleSource(head_records(tmp_path, 0)), [], box_kind="full")
     assert np.isnan(head_records(tmp_path, 0)[0].hbox).all() and caplog.text == ""

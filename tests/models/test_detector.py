@@ -46,6 +46,7 @@ def test_test_time_passes_merge_before_nms():
         valid=torch.zeros(2, 0, dtype=torch.bool), ignore=torch.zeros(2, 0, dtype=torch.bool),
         scales=torch.ones(2), orig_sizes=sizes, image_ids=["a", "b"],
     )  # fmt: skip
+    images = model.input_norm(images, sizes)  # predict normalises, then runs the test-time ops
     big = torch.nn.functional.interpolate(images, size=(96, 144), mode="bilinear")
     big = torch.nn.functional.pad(big, (0, 16))  # to a multiple of 32: 160
     big_sizes = torch.tensor([[96, 144], [75, 105]])

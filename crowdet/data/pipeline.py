@@ -1,0 +1,101 @@
+"""The transforms of the data pipeline: `t(sample, rng) -> sample`, in the order cfg.augment lists.
+
+Each transform moves the image and every box kind of a `Sample` alike. `rng` is the dataset
+item's generator, seeded by (train.seed, epoch, index) (None at inference, where no transform
+draws), so a sample is the same for a seed whatever the number of workers and on resume. A
+transform draws from `rng` in a fixed order and only what it needs: the draws of a later
+transform do not depend on the image.
+
+A transform that mixes samples (mosaic, mixup) takes the dataset's `SampleSource` in its
+constructor: it picks other indices with `rng`, `source.load(j)`s them (decoded, not augmented)
+and may run the transforms before it on them with the same `rng`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from crowdet.data.sample import Sample
+from crowdet.data.transforms import hflip_boxes, hsv_jitter, letterbox_scale, resize_image
+
+Transform = Callable[[Sample, np.random.Generator | None], Sample]
+
+
+class Letterbox:
+    """Resize so the longer side is `size` pixels, times a random factor drawn from `jitter`
+    (low, high) when given: the scale jitter is part of the one resize, so pixels are
+    interpolated once."""
+
+    def __init__(self, size: int, jitter: tuple[float, float] | None = None):
+        self.size, self.jitter = size, jitter
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None) -> Sample:
+        scale = letterbox_scale(*sample.image.shape[:2], self.size)
+        if self.jitter is not None:
+            scale *= rng.uniform(*self.jitter)
+        if scale == 1.0:
+            return sample
+        factor = np.float32(scale)
+        return replace(
+            sample,
+            image=resize_image(sample.image, scale),
+            boxes=sample.map_boxes(lambda b: b * factor),
+            scale=sample.scale * scale,
+        )
+
+
+class HFlip:
+    """Mirror left-right with probability `p` (one draw per sample, also when p is 0)."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not rng.random() < self.p:
+            return sample
+        width = sample.image.shape[1]
+        return replace(
+            sample,
+            image=cv2.flip(sample.image, 1),
+            boxes=sample.map_boxes(lambda b: hflip_boxes(b, width)),
+        )
+
+
+class HSV:
+    """Random hue / saturation / value gains as in YOLOv5 (all 0: off, no draw); boxes stay."""
+
+    def __init__(self, gains: tuple[float, float, float]):
+        self.gains = tuple(gains)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return replace(sample, image=hsv_jitter(sample.image, self.gains, rng))
+
+
+def eval_transforms(input_size: int) -> list[Transform]:
+    """Evaluation and inference: the letterbox resize only (no draw)."""
+    return [Letterbox(input_size)]
+
+
+def train_transforms(
+    input_size: int,
+    hflip: float = 0.0,
+    scale: tuple[float, float] = (1.0, 1.0),
+    hsv: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> list[Transform]:
+    """Training (cfg.augment): letterbox with scale jitter, flip, HSV, in this order."""
+    return [Letterbox(input_size, tuple(scale)), HFlip(hflip), HSV(tuple(hsv))]
+
+
+def run_transforms(
+    transforms: Sequence[Transform], sample: Sample, rng: np.random.Generator | None
+) -> Sample:
+    """Apply `transforms` in order; a sample whose image could not be read passes untouched."""
+    if sample.image is None:
+        return sample
+    for t in transforms:
+        sample = t(sample, rng)
+    return sample
