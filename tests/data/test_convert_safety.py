@@ -155,7 +155,9 @@ def test_coco_fields_of_other_tools_are_carried(tmp_path, bad):
 
 
 @pytest.mark.parametrize("dst_name", ["out.odgt", "out.json"])
-def test_a_read_only_destination_is_a_one_line_error_naming_it(tmp_path, monkeypatch, capsys, dst_name):
+def test_a_read_only_destination_is_a_one_line_error_naming_it(
+    tmp_path, monkeypatch, capsys, dst_name
+):
     src = write_lines(tmp_path / "a.odgt", [LINE])
     dst = tmp_path / "ro" / dst_name
 

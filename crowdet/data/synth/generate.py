@@ -64,7 +64,9 @@ def _check_args(out: Path, num_train: int, num_val: int, workers: int | None) ->
 
 def _check_ours(out: Path) -> None:
     """CrowdetError unless `out` is missing, empty or written by this generator."""
-    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) if out.exists() else []
+    entries = (
+        sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) if out.exists() else []
+    )
     if not entries or INFO_FILE in entries or MARKER in entries:
         return
     shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
