@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_eval.py
 	$(BIN)/python bench/bench_nms.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_step.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
