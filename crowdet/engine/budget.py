@@ -11,6 +11,7 @@ from crowdet.engine.hardware import BUSY_SHARE, CpuShare, busy_line
 log = logging.getLogger("crowdet.train")
 
 PLAN_EVERY = 20  # steps between re-plans
+CHECK_AFTER = 100  # steps of a session after which the machine is checked (once)
 
 
 class TimeBudget:
@@ -23,10 +24,10 @@ class TimeBudget:
     included), within [iteration, cap]. `agree` makes every rank use the same length (DDP);
     `clock` is what the time is measured by.
 
-    At the session's first plan it also checks the machine: how much of the time its threads were
-    ready to run they got a CPU (`share`; a busy machine is said so), and whether the planned
-    steps reach `min_iters`, the fewest the recipe is known to need (0: no check). `machine`
-    holds what was found."""
+    After CHECK_AFTER steps of the session it checks the machine, once: how much of the time its
+    threads were ready to run they got a CPU (`share`; a busy machine is said so), and whether
+    the planned steps reach `min_iters`, the fewest the recipe is known to need (0: no check).
+    `machine` holds what was found."""
 
     def __init__(
         self,
@@ -41,10 +42,12 @@ class TimeBudget:
         self.min_iters, self.share = min_iters, share
         self.max_iters, self.seconds = cap, 0.0
         self._session, self._plans = (0.0, 0, 0.0), 0  # (clock, iteration, seconds) at start
+        self._checked = False
         self.machine: dict = {}
 
     def start(self, iteration: int) -> None:
         self._session, self._plans = (self.clock(), iteration, self.seconds), 0
+        self._checked = False
         if self.share is not None:
             self.share.start()
 
@@ -56,22 +59,20 @@ class TimeBudget:
         done = iteration - first
         if done < PLAN_EVERY or iteration % PLAN_EVERY:
             return False
-        if not self.budget:
-            if not self._plans:
-                self._plans = 1
-                self._check_machine((now - start) / done)
-            return False
         pace = (now - start) / done
-        fit = iteration + int((self.budget - self.seconds) / pace)
-        self.max_iters = self.agree(max(iteration, min(self.cap, fit)))
-        self._plans += 1
-        if self._plans == 1:
-            log.info(
-                "train.time_budget=%gs: %.3f s per step, planning %d steps",
-                self.budget, pace, self.max_iters,
-            )  # fmt: skip
+        if self.budget:
+            fit = iteration + int((self.budget - self.seconds) / pace)
+            self.max_iters = self.agree(max(iteration, min(self.cap, fit)))
+            self._plans += 1
+            if self._plans == 1:
+                log.info(
+                    "train.time_budget=%gs: %.3f s per step, planning %d steps",
+                    self.budget, pace, self.max_iters,
+                )  # fmt: skip
+        if not self._checked and done >= CHECK_AFTER:  # past the slower first steps (warm-up)
+            self._checked = True
             self._check_machine(pace)
-        return True
+        return bool(self.budget)
 
     def _check_machine(self, pace: float) -> None:
         """Say once per session when other processes slow the run, or when the time budget

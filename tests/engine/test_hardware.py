@@ -9,7 +9,7 @@ import torch
 from engine_helpers import tiny_config
 
 from crowdet.engine import hardware as H
-from crowdet.engine.budget import PLAN_EVERY, TimeBudget
+from crowdet.engine.budget import CHECK_AFTER, PLAN_EVERY, TimeBudget
 from crowdet.engine.trainer import Trainer
 
 CPU = torch.device("cpu")
@@ -71,7 +71,7 @@ class FakeClocks:
         return {1: half, 2: half}
 
 
-def run_budget(clocks, budget=100.0, min_iters=0, steps=PLAN_EVERY, schedstat=True):
+def run_budget(clocks, budget=1000.0, min_iters=0, steps=CHECK_AFTER, schedstat=True):
     sched = clocks.sched_now if schedstat else (lambda: None)
     share = H.CpuShare(2, wall=clocks.wall_now, cpu=clocks.cpu_now, sched=sched)
     b = TimeBudget(budget, 10_000, clock=clocks.wall_now, min_iters=min_iters, share=share)
@@ -87,7 +87,7 @@ def test_a_run_whose_threads_get_a_cpu_is_not_busy(caplog):
     with caplog.at_level(logging.WARNING):
         b = run_budget(FakeClocks(1.0, run=1.9, wait=0.1))
     assert b.machine["cpu_share"] == pytest.approx(0.95) and not b.machine["busy"]
-    assert b.machine["planned_iters"] == 100 and "busy" not in caplog.text
+    assert b.machine["planned_iters"] == 1000 and "busy" not in caplog.text
 
 
 def test_a_run_whose_threads_wait_for_a_cpu_is_told_the_machine_is_busy(caplog):
@@ -132,15 +132,30 @@ def test_a_budget_below_the_recipe_minimum_is_said_with_its_figures(caplog):
         b = run_budget(FakeClocks(0.5, run=1.0), budget=100.0, min_iters=500)
     assert b.max_iters == 200 and b.machine["short"]
     assert "fits only 200 steps at 0.500 s per step, fewer than the 500" in caplog.text
+    assert b.machine["step_seconds"] == 0.5
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         b = run_budget(FakeClocks(0.5, run=1.0), budget=100.0, min_iters=150)
     assert "short" not in b.machine and "fewer than" not in caplog.text
 
 
+def test_the_machine_is_checked_after_the_first_steps_not_before(caplog):
+    # the first steps are slow (warm-up): 2 s, then 0.5 s; checked at CHECK_AFTER steps
+    clocks = FakeClocks(0.5, run=1.0)
+    share = H.CpuShare(2, wall=lambda: clocks.t, cpu=lambda: 0.0, sched=clocks.sched_now)
+    b = TimeBudget(1000.0, 10_000, clock=lambda: clocks.t, min_iters=1500, share=share)
+    clocks.t = 0.0
+    b.start(0)
+    for i in range(1, CHECK_AFTER + 1):
+        clocks.n, clocks.t = i, clocks.t + (2.0 if i <= PLAN_EVERY else 0.5)
+        b.after_step(i)
+        assert bool(b.machine) == (i >= CHECK_AFTER)
+    assert b.machine["step_seconds"] == pytest.approx(0.8)  # (20 x 2 + 80 x 0.5) / 100
+
+
 def test_the_machine_is_checked_once_without_a_budget_too(caplog):
     with caplog.at_level(logging.WARNING):
-        b = run_budget(FakeClocks(1.0, run=0.5, wait=1.5), budget=0.0, steps=3 * PLAN_EVERY)
+        b = run_budget(FakeClocks(1.0, run=0.5, wait=1.5), budget=0.0, steps=3 * CHECK_AFTER)
     assert b.max_iters == 10_000 and b.machine["busy"]
     assert caplog.text.count("the machine is busy") == 1
 
