@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from crowdet.config_variant import FieldError, Variants, variant_section, variants_of
 from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
 from crowdet.errors import ConfigError
 
@@ -35,14 +36,6 @@ def _off_if_false(value: Any) -> Any:
 AmpMode = Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_if_false)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # in [0, 1]
 Positive = Annotated[float, Field(gt=0.0)]
-
-
-class FieldError(ValueError):
-    """A cross-field check's failure, naming the key it is about (relative to its section)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
 
 
 class Section(BaseModel):
@@ -146,14 +139,20 @@ class ModelConfig(Section):
     channels_last: bool = False
 
 
-class AssignConfig(Section):
-    name: str = "max_iou"  # max_iou or atss (see crowdet.models.build.ASSIGNERS)
-    pos_iou: float = Field(0.5, gt=0.0, le=1.0)  # max_iou: IoU at or above which: positive
-    neg_iou: float = Field(0.4, gt=0.0, le=1.0)  # max_iou: IoU below which a prior is negative
-    topk: int = Field(9, ge=1)  # atss: candidate priors per person and pyramid level
+class AssignConfigBase(Section):
+    """The keys of every assigner; `name` picks the assigner (crowdet.models.build.ASSIGNERS)."""
+
+    name: str
     # priors covered more than this by an ignore region are not negatives (1 = never)
     ignore_ioa: Fraction = 0.5
     max_elements: int = Field(2**20, ge=1)  # (image, target, prior) entries per block (memory)
+
+
+class MaxIoUAssignConfig(AssignConfigBase):  # crowdet.assign.max_iou
+    name: Literal["max_iou"] = "max_iou"
+    pos_iou: float = Field(0.5, gt=0.0, le=1.0)  # IoU at or above which a prior is positive
+    neg_iou: float = Field(0.4, gt=0.0, le=1.0)  # IoU below which a prior is negative
+    low_quality: bool = True  # every person gets at least one positive prior
 
     @model_validator(mode="after")
     def _neg_below_pos(self):
@@ -162,6 +161,22 @@ class AssignConfig(Section):
                 "neg_iou", f"must be <= assign.pos_iou={self.pos_iou}, got {self.neg_iou}"
             )
         return self
+
+
+class ATSSAssignConfig(AssignConfigBase):  # crowdet.assign.atss
+    name: Literal["atss"] = "atss"
+    topk: int = Field(9, ge=1)  # candidate priors per person and pyramid level
+    low_quality: bool = True  # every person gets at least one positive prior
+
+
+def _assigners():
+    from crowdet.models.build import ASSIGNERS  # late: crowdet.models.build imports this module
+
+    return ASSIGNERS
+
+
+# assign: one model per assigner, picked by assign.name (max_iou when it is not given)
+AssignConfig = variant_section(AssignConfigBase, Variants(_assigners, default="max_iou"))
 
 
 class LossConfig(Section):
@@ -244,7 +259,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    assign: AssignConfig = Field(default_factory=AssignConfig)
+    assign: AssignConfig = Field(default_factory=MaxIoUAssignConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -261,16 +276,20 @@ class Config(Section):
         return v
 
 
-def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+def _section_at(path: tuple[str | int, ...], data: Any) -> tuple[type[BaseModel] | None, Any]:
+    """The model of the section at `path` in the raw config `data` (for a variant section, the
+    one its name picks) and the section's Variants (None for a plain section)."""
+    model, variants = Config, None
     for part in path:
         field = model.model_fields.get(str(part)) if isinstance(part, str) else None
         if field is None:
-            return []
-        sub = _section_type(field.annotation)
-        if sub is None:
-            return []
-        model = sub
-    return list(model.model_fields)
+            return None, None
+        data = data.get(part) if isinstance(data, dict) else None
+        variants = variants_of(field)
+        model = variants.model_for(data) if variants else _section_type(field.annotation)
+        if model is None:
+            return None, None
+    return model, variants
 
 
 def _section_type(annotation: Any) -> type[BaseModel] | None:
@@ -282,16 +301,28 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _explain(err: ValidationError, source: str) -> ConfigError:
+def _unknown_key(loc: tuple[str | int, ...], data: dict) -> str:
+    """'unknown key ...' naming the closest valid key, the valid keys and, in a variant section,
+    the variants that have the key."""
+    model, variants = _section_at(loc[:-1], data)
+    valid = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+    section = ".".join(map(str, loc[:-1]))
+    hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
+    owners = variants.owners(str(loc[-1])) if variants is not None else []
+    if owners:
+        hint += f"; it is a key of {' and '.join(f'{section}.name={n}' for n in owners)}"
+    key = ".".join(map(str, loc))
+    return f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})"
+
+
+def _explain(err: ValidationError, source: str, data: dict) -> ConfigError:
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            valid = _valid_keys(Config, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
-            lines.append(f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})")
+            lines.append(_unknown_key(loc, data))
         elif isinstance(e.get("ctx", {}).get("error"), FieldError):
             err_ = e["ctx"]["error"]
             lines.append(f"'{'.'.join([*map(str, loc), err_.key])}': {err_}")
@@ -328,7 +359,19 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise _explain(e, source) from None
+        raise _explain(e, source, data) from None
+
+
+def saved_config(data: dict) -> dict:
+    """A config dict a checkpoint holds, with only each variant section's own keys (configs saved
+    before a section had one model per variant hold every variant's keys: assign.topk beside
+    assign.pos_iou)."""
+    out = dict(data)
+    for name, field in Config.model_fields.items():
+        variants = variants_of(field)
+        if variants is not None and name in out:
+            out[name] = variants.own_keys(out[name])
+    return out
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -16,13 +16,13 @@ from crowdet import boxes as B
 from crowdet.assign.codes import BACKGROUND
 from crowdet.losses.box import box_loss
 from crowdet.losses.quality import quality_focal_loss
-from crowdet.structures import Batch
+from crowdet.structures import Assigner, Batch, Predictions, Priors, Targets
 
 
 class DenseLoss:
     def __init__(
         self,
-        assigner: Callable,
+        assigner: Assigner,
         cls: str = "focal",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
@@ -51,8 +51,10 @@ class DenseLoss:
         """
         with torch.no_grad():
             matched = self.assigner(
-                priors, batch.boxes, batch.valid, batch.ignore, level_sizes=level_sizes
-            )
+                Priors(priors, level_sizes or [len(priors)]),
+                Targets(batch.boxes, batch.valid, batch.ignore),
+                self._predictions(cls_logits, box_deltas, priors),
+            ).matched
         pos = matched >= 0
         num_pos = pos.sum().float()
         if self.num_pos_reducer is not None:
@@ -82,3 +84,10 @@ class DenseLoss:
             "cls": loss_cls / norm + zero,
             "box": self.box_weight * loss_box / norm,
         }
+
+    def _predictions(self, cls_logits, box_deltas, priors) -> Predictions | None:
+        """The detached predictions (B, A, C) scores and (B, A, 4) boxes, for an assigner that
+        uses them; else None."""
+        if not self.assigner.uses_predictions:
+            return None
+        return Predictions(cls_logits.detach().sigmoid(), B.decode(priors, box_deltas.detach()))

@@ -36,7 +36,7 @@ def overlap_pairs(
     counts = (ends - positions - 1).clamp(min=0)
     firsts, seconds, ious = [], [], []
     for p, q in _candidate_blocks(counts, max_elements):
-        iou = _paired_iou(sorted_boxes[p], sorted_boxes[q])
+        iou = box_ops.paired_iou(sorted_boxes[p], sorted_boxes[q])
         keep = iou > min_iou
         a, b = order[p[keep]], order[q[keep]]
         if groups is not None:
@@ -94,15 +94,6 @@ def _candidate_blocks(
         start = stop
         if len(p):
             yield p, q
-
-
-def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of matching rows: a, b (E, 4) xyxy -> (E,), same arithmetic as crowdet.boxes.iou."""
-    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    inter = w * h
-    union = box_ops.area(a) + box_ops.area(b) - inter
-    return inter / (union + box_ops.EPS)
 
 
 def check_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
