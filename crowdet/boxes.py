@@ -49,7 +49,7 @@ def paired_ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Generalised IoU of a (..., 4) and b (..., 4), broadcast -> (...) in (-1, 1]: the IoU minus
+    """Generalised IoU of a (..., 4) and b (..., 4), broadcast -> (...) in [-1, 1]: the IoU minus
     the share of the smallest enclosing box that the union leaves empty."""
     inter = paired_intersection(a, b)
     union = (area(a) + area(b)).sub_(inter)
@@ -81,7 +81,7 @@ def ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise generalised IoU: a (..., N, 4), b (..., M, 4) -> (..., N, M) in (-1, 1]."""
+    """Pairwise generalised IoU: a (..., N, 4), b (..., M, 4) -> (..., N, M) in [-1, 1]."""
     return paired_giou(*_pairwise(a, b))
 
 
