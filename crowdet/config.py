@@ -23,7 +23,15 @@ from pydantic import (
     model_validator,
 )
 
-from crowdet.config_variant import FieldError, Variants, variant_section, variants_of
+from crowdet.config_variant import (
+    FieldError,
+    Variants,
+    drop_foreign_keys,
+    switched_variants,
+    variant_section,
+    variant_sections,
+    variants_of,
+)
 from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
 from crowdet.errors import ConfigError
 
@@ -350,7 +358,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raise ConfigError(f"{path.parent / base}: a base config may not have a base")
             data = merge(base_data, data)
     if overrides:
-        data = merge(data, parse_overrides(overrides))
+        extra = parse_overrides(overrides)
+        data = merge(drop_foreign_keys(Config, data, switched_variants(Config, data, extra)), extra)
         source += " + overrides"
     return config_from_dict(data, source)
 
@@ -363,15 +372,10 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
 
 
 def saved_config(data: dict) -> dict:
-    """A config dict a checkpoint holds, with only each variant section's own keys (configs saved
-    before a section had one model per variant hold every variant's keys: assign.topk beside
-    assign.pos_iou)."""
-    out = dict(data)
-    for name, field in Config.model_fields.items():
-        variants = variants_of(field)
-        if variants is not None and name in out:
-            out[name] = variants.own_keys(out[name])
-    return out
+    """A config dict a checkpoint holds, without other variants' keys in its variant sections
+    (configs saved before a section had one model per variant hold every variant's keys:
+    assign.topk beside assign.pos_iou)."""
+    return drop_foreign_keys(Config, data, {section: None for section in variant_sections(Config)})
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -4,6 +4,9 @@ Such a section is a discriminated union keyed on `name` whose members are the co
 name table (`crowdet.models.build`: name -> (config model, builder taking that model)): a row
 added to the table is a variant the config accepts, with its own keys and defaults. A key of
 another variant is an unknown key; a name missing from the section means the default variant.
+Two places drop another variant's keys instead: an override that switches a section's variant
+(`assign.name=atss` on a file whose assign section holds max-IoU keys) and a config saved before the
+section had variants (it holds every variant's keys).
 """
 
 from __future__ import annotations
@@ -66,13 +69,17 @@ class Variants:
             raise FieldError("name", unknown_name(str(name), list(models)))
         return models[name].model_validate({**value, "name": name})
 
-    def own_keys(self, value: Any) -> Any:
-        """A saved section (a dict) with only the keys of its variant's model (configs saved
-        before a section had variants hold every variant's keys)."""
-        model = self.model_for(value)
-        if model is None or not isinstance(value, Mapping):
+    def drop_foreign(self, value: Any, name: str | None = None) -> Any:
+        """A raw section (a dict) without the keys that belong to other variants than `name`
+        (default: the one the section names). Keys no variant has stay, to fail as unknown."""
+        if not isinstance(value, Mapping):
             return value
-        return {k: v for k, v in value.items() if k in model.model_fields}
+        models = self.models()
+        own = models.get(value.get("name", self.default) if name is None else name)
+        if own is None:
+            return value
+        known = {k for model in models.values() for k in model.model_fields}
+        return {k: v for k, v in value.items() if k in own.model_fields or k not in known}
 
 
 def variant_section(base: type[BaseModel], variants: Variants) -> Any:
@@ -87,3 +94,32 @@ def variants_of(field: Any) -> Variants | None:
         if isinstance(meta, WrapValidator) and isinstance(meta.func, Variants):
             return meta.func
     return None
+
+
+def variant_sections(root: type[BaseModel]) -> list[str]:
+    """The fields of `root` (the whole config) that are variant sections."""
+    return [name for name, field in root.model_fields.items() if variants_of(field)]
+
+
+def switched_variants(root: type[BaseModel], data: dict, overrides: dict) -> dict[str, str]:
+    """{section: new name} for each variant section of `root` whose name the overrides change
+    (raw dicts: the config read so far and the overrides)."""
+    out = {}
+    for section in variant_sections(root):
+        old, new = data.get(section), overrides.get(section)
+        if isinstance(old, dict) and isinstance(new, dict) and "name" in new:
+            default = variants_of(root.model_fields[section]).default
+            if new["name"] != old.get("name", default):
+                out[section] = new["name"]
+    return out
+
+
+def drop_foreign_keys(root: type[BaseModel], data: dict, sections: dict[str, str | None]) -> dict:
+    """The raw config `data` with the keys of other variants dropped from each of `sections`
+    (section -> the variant to keep, None: the one the section names)."""
+    out = dict(data)
+    for section, name in sections.items():
+        if section in out:
+            variants = variants_of(root.model_fields[section])
+            out[section] = variants.drop_foreign(out[section], name)
+    return out

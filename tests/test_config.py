@@ -142,8 +142,9 @@ def test_assign_section_has_one_model_per_assigner(tmp_path):
     )
     with pytest.raises(ConfigError, match=message):
         load_config(None, ["assign.topk=4"])
+    (tmp_path / "c.yaml").write_text("assign: {name: atss, pos_iou: 0.4}\n")
     with pytest.raises(ConfigError, match=r"unknown key 'assign.pos_iou'.*assign.name=max_iou"):
-        load_config("configs/demo.yaml", ["assign.name=atss"])
+        load_config(tmp_path / "c.yaml")
     (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6}\n")  # no name: max-IoU
     cfg = load_config(tmp_path / "c.yaml")
     assert isinstance(cfg.assign, MaxIoUAssignConfig) and cfg.assign.pos_iou == 0.6
@@ -163,3 +164,18 @@ def test_a_checkpoint_config_from_before_the_assign_models_loads():
     assert "topk" not in saved_config(saved)["assign"] and "topk" in saved["assign"]
     cfg = checkpoint_config({"config": saved}, "old.pt")
     assert (cfg.assign.pos_iou, cfg.assign.neg_iou, cfg.assign.low_quality) == (0.4, 0.3, True)
+
+
+def test_an_override_of_the_name_switches_the_assigner(tmp_path):
+    # the file's keys of the other assigner go; its shared keys stay; the overrides are checked
+    (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6, ignore_ioa: 0.7}\n")
+    cfg = load_config(tmp_path / "c.yaml", ["assign.name=atss", "assign.topk=18"])
+    assert cfg.assign.model_dump() == {
+        "name": "atss", "ignore_ioa": 0.7, "max_elements": 2**20, "topk": 18, "low_quality": True
+    }  # fmt: skip
+    assert load_config("configs/demo.yaml", ["assign.name=atss"]).assign.name == "atss"
+    with pytest.raises(ConfigError, match=r"unknown key 'assign.pos_iou'"):
+        load_config("configs/demo.yaml", ["assign.name=atss", "assign.pos_iou=0.5"])
+    (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6, ignore_iao: 0.7}\n")  # a typo
+    with pytest.raises(ConfigError, match=r"unknown key 'assign.ignore_iao'; did you mean"):
+        load_config(tmp_path / "c.yaml", ["assign.name=atss"])

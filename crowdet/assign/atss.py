@@ -29,12 +29,12 @@ import torch
 
 from crowdet import boxes as box_ops
 from crowdet.assign.common import (
-    background,
-    check_inputs,
+    all_background,
+    assign_tensors,
+    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
-    prepare,
 )
 from crowdet.boxes import EPS
 from crowdet.errors import ConfigError
@@ -71,11 +71,11 @@ class ATSSAssigner:
         """priors (A, 4) in levels of priors.level_sizes, targets (B, G) -> AssignResult with
         matched (B, A) int64 on the device of the priors: the index g in [0, G) of a positive
         prior's person, else BACKGROUND (-1) or IGNORE (-2)."""
-        check_inputs(priors, targets, predictions)
-        prior_boxes, people, regions, gt_boxes = prepare(priors, targets)
+        check_assign_inputs(priors, targets, predictions)
+        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
         num_images, num_gt = people.shape
         num_priors = prior_boxes.shape[0]
-        matched = background(num_images, num_priors, prior_boxes.device)
+        matched = all_background(num_images, num_priors, prior_boxes.device)
         if num_images == 0 or num_gt == 0 or num_priors == 0:
             return AssignResult(matched)
 

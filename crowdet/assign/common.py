@@ -42,17 +42,18 @@ from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.structures import Predictions, Priors, Targets
 
 __all__ = [
+    "all_background",
+    "assign_tensors",
     "best_target",
-    "check_inputs",
+    "check_assign_inputs",
     "check_max_elements",
     "low_quality_rounds",
     "mark_ignored",
     "match_quality",
-    "prepare",
 ]
 
 
-def check_inputs(priors: Priors, targets: Targets, predictions: Predictions | None) -> None:
+def check_assign_inputs(priors: Priors, targets: Targets, predictions: Predictions | None) -> None:
     """The argument checks of the assigner contract: ValueError naming the bad one."""
     boxes, sizes = priors.boxes, list(priors.level_sizes)
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
@@ -96,7 +97,7 @@ def check_max_elements(max_elements: int) -> None:
         raise ValueError(f"max_elements must be >= 1, got {max_elements}")
 
 
-def prepare(priors: Priors, targets: Targets):
+def assign_tensors(priors: Priors, targets: Targets):
     """-> prior boxes (A, 4) in float32 or wider, the people (B, G) bool (valid, not ignore,
     positive area), the ignore regions (B, G) bool and the target boxes (B, G, 4), all on the
     device of the priors and the boxes in the priors' dtype."""
@@ -109,7 +110,7 @@ def prepare(priors: Priors, targets: Targets):
     return prior_boxes, people, valid & ignore, gt_boxes
 
 
-def background(num_images: int, num_priors: int, device) -> torch.Tensor:
+def all_background(num_images: int, num_priors: int, device) -> torch.Tensor:
     """(B, A) int64, every prior BACKGROUND."""
     return torch.full((num_images, num_priors), BACKGROUND, dtype=torch.long, device=device)
 

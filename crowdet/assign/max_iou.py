@@ -25,13 +25,13 @@ import torch
 
 from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.assign.common import (
-    background,
+    all_background,
+    assign_tensors,
     best_target,
-    check_inputs,
+    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
-    prepare,
 )
 from crowdet.errors import ConfigError
 from crowdet.structures import AssignResult, Predictions, Priors, Targets
@@ -78,12 +78,12 @@ class MaxIoUAssigner:
         """priors (A, 4), targets (B, G) -> AssignResult with matched (B, A) int64 on the device
         of the priors: the index g in [0, G) of a positive prior's person, else BACKGROUND (-1)
         or IGNORE (-2)."""
-        check_inputs(priors, targets, predictions)
-        prior_boxes, people, regions, gt_boxes = prepare(priors, targets)
+        check_assign_inputs(priors, targets, predictions)
+        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
         num_images, num_gt = people.shape
         num_priors = prior_boxes.shape[0]
         if num_images == 0 or num_gt == 0 or num_priors == 0:
-            return AssignResult(background(num_images, num_priors, prior_boxes.device))
+            return AssignResult(all_background(num_images, num_priors, prior_boxes.device))
         max_iou, best_gt = best_target(
             prior_boxes, gt_boxes, people, self.max_elements, over_prior=False
         )
@@ -95,6 +95,6 @@ class MaxIoUAssigner:
 
     def _threshold(self, max_iou: torch.Tensor, best_gt: torch.Tensor) -> torch.Tensor:
         """Step 2 of the rules: (B, A) inputs -> matched (B, A) int64."""
-        background_ = torch.full_like(best_gt, BACKGROUND)
-        matched = torch.where(max_iou < self.neg_iou, background_, torch.full_like(best_gt, IGNORE))
+        negative = torch.full_like(best_gt, BACKGROUND)
+        matched = torch.where(max_iou < self.neg_iou, negative, torch.full_like(best_gt, IGNORE))
         return torch.where(max_iou >= self.pos_iou, best_gt, matched)

@@ -8,7 +8,7 @@ import torch
 
 from crowdet import boxes as box_ops
 
-__all__ = ["PAIR_BLOCK", "check_boxes", "overlap_pairs"]
+__all__ = ["PAIR_BLOCK", "check_scored_boxes", "overlap_pairs"]
 
 # Budget of candidate pairs examined at once when listing overlapping pairs.
 PAIR_BLOCK = 2**24
@@ -96,7 +96,7 @@ def _candidate_blocks(
             yield p, q
 
 
-def check_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
+def check_scored_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
     """Raise ValueError unless boxes is (N, 4) and scores (and idxs) are (N,)."""
     if boxes.dim() != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")

@@ -18,7 +18,7 @@ import torch
 from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
 from crowdet.postprocess.groups import GroupTable
-from crowdet.postprocess.pairs import check_boxes
+from crowdet.postprocess.pairs import check_scored_boxes
 
 __all__ = ["batched_soft_nms", "soft_nms"]
 
@@ -67,7 +67,7 @@ def batched_soft_nms(
 
     max_per_group > 0: only the first max_per_group picks of each group are made (its best
     max_per_group boxes, as picks come in order of decayed score)."""
-    check_boxes(boxes, scores, idxs)
+    check_scored_boxes(boxes, scores, idxs)
     if method not in METHODS:
         raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
     if not sigma > 0:

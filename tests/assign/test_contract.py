@@ -13,7 +13,7 @@ from pydantic import Field
 
 from crowdet import boxes as box_ops
 from crowdet.assign.codes import BACKGROUND, IGNORE
-from crowdet.assign.common import check_inputs, mark_ignored, prepare
+from crowdet.assign.common import assign_tensors, check_assign_inputs, mark_ignored
 from crowdet.cli import main as cli_main
 from crowdet.config import AssignConfigBase, load_config
 from crowdet.engine.data import ensure_dataset
@@ -49,8 +49,8 @@ class NearestCentre:
         self.positives: list[int] = []  # positives per call, for the test
 
     def __call__(self, priors: Priors, targets: Targets, predictions=None) -> AssignResult:
-        check_inputs(priors, targets, predictions)
-        prior_boxes, people, regions, gt_boxes = prepare(priors, targets)
+        check_assign_inputs(priors, targets, predictions)
+        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
         gt_centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # (B, G, 2)
         prior_centres = (prior_boxes[:, :2] + prior_boxes[:, 2:]) / 2  # (A, 2)
         distance = (gt_centres[:, :, None] - prior_centres[None, None]).norm(dim=-1)  # (B, G, A)
@@ -152,18 +152,22 @@ def test_every_assigner_keeps_the_contract(name):
 def test_contract_checks_name_the_bad_argument():
     priors = Priors(torch.zeros(3, 4), [2, 1], strides=[8, 16])
     targets = one_image([[0, 0, 10, 20]])
-    check_inputs(priors, targets, Predictions(torch.zeros(1, 3, 1), torch.zeros(1, 3, 4)))
+    check_assign_inputs(priors, targets, Predictions(torch.zeros(1, 3, 1), torch.zeros(1, 3, 4)))
     with pytest.raises(ValueError, match=r"strides \[8\] must give one stride per level"):
-        check_inputs(Priors(torch.zeros(3, 4), [2, 1], strides=[8]), targets, None)
+        check_assign_inputs(Priors(torch.zeros(3, 4), [2, 1], strides=[8]), targets, None)
     with pytest.raises(ValueError, match="level_sizes"):
-        check_inputs(Priors(torch.zeros(3, 4), [2, 2]), targets, None)
+        check_assign_inputs(Priors(torch.zeros(3, 4), [2, 2]), targets, None)
     visible = Targets(targets.boxes, targets.valid, targets.ignore, visible=torch.zeros(1, 2, 4))
     with pytest.raises(ValueError, match=r"target visible must have shape \(B, G, 4\)"):
-        check_inputs(priors, visible, None)
+        check_assign_inputs(priors, visible, None)
     with pytest.raises(ValueError, match=r"predicted scores must have shape \(B, A, C\)"):
-        check_inputs(priors, targets, Predictions(torch.zeros(1, 2, 1), torch.zeros(1, 3, 4)))
+        check_assign_inputs(
+            priors, targets, Predictions(torch.zeros(1, 2, 1), torch.zeros(1, 3, 4))
+        )
     with pytest.raises(ValueError, match=r"predicted boxes must have shape \(B, A, 4\)"):
-        check_inputs(priors, targets, Predictions(torch.zeros(1, 3, 1), torch.zeros(1, 3, 5)))
+        check_assign_inputs(
+            priors, targets, Predictions(torch.zeros(1, 3, 1), torch.zeros(1, 3, 5))
+        )
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -179,7 +183,7 @@ class BestPrediction:
         self.seen: list[Predictions] = []
 
     def __call__(self, priors, targets, predictions):
-        check_inputs(priors, targets, predictions)
+        check_assign_inputs(priors, targets, predictions)
         self.seen.append(predictions)
         iou = box_ops.iou(targets.boxes, predictions.boxes)  # (B, G, A)
         best = iou.argmax(dim=2)  # (B, G)
