@@ -3,7 +3,8 @@
 Every hyperparameter lives here, each with a comment and its bounds. Unknown keys, wrong types and
 values out of bounds (no float may be NaN or infinite) are errors naming the key path and, for
 unknown keys, the closest valid key. A config may name one `base:` file (resolved relative to
-itself); the base may not have a base of its own. Reading the YAML is crowdet.config_yaml.
+itself); the base may not have a base of its own. Reading the YAML is crowdet.config_yaml. The
+assign section has one model per assigner, picked by its `name` (crowdet.config_variant).
 """
 
 from __future__ import annotations

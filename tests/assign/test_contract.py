@@ -147,6 +147,8 @@ def test_every_assigner_keeps_the_contract(name):
         torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool)
     )
     assert assigner(priors, empty).matched.tolist() == [[BG] * 3] * 2
+    with pytest.raises(ValueError, match="max_elements must be >= 1, got 0"):
+        builder(model().model_copy(update={"max_elements": 0}))
 
 
 def test_contract_checks_name_the_bad_argument():

@@ -178,8 +178,6 @@ def test_bad_arguments():
         assign(priors, gt[0], valid, ignore)
     with pytest.raises(ValueError, match="priors"):
         assign(priors[:, :3], gt, valid, ignore)
-    with pytest.raises(ValueError, match="max_elements"):
-        assign(priors, gt, valid, ignore, max_elements=0)
 
 
 def test_match_quality_formulas():
@@ -212,8 +210,7 @@ def test_blocks_cover_everything_within_budget():
 
 
 def reference_assign(priors, gt, valid, ignore, pos_iou=0.5, neg_iou=0.4, ignore_ioa=0.5):
-    """Per image, per prior, per person loops over the rules of crowdet.assign.max_iou (the
-    rounds: crowdet.assign.common)."""
+    """Per image, per prior, per person loops over the rules of crowdet.assign.max_iou."""
     num_images, num_gt = valid.shape
     matched = torch.full((num_images, len(priors)), BG, dtype=torch.long)
     for b in range(num_images):
