@@ -38,6 +38,7 @@ def paired_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of boxes a (..., 4) and b (..., 4), broadcast together -> (...) in [0, 1]."""
+    a, b = _floating(a), _floating(b)
     inter = paired_intersection(a, b)
     union = (area(a) + area(b)).sub_(inter)
     return inter.div_(union.add_(EPS))
@@ -45,12 +46,14 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def paired_ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection over the area of `a`, for a (..., 4) and b (..., 4) broadcast -> (...)."""
+    a, b = _floating(a), _floating(b)
     return paired_intersection(a, b).div_(area(a) + EPS)
 
 
 def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Generalised IoU of a (..., 4) and b (..., 4), broadcast -> (...) in [-1, 1]: the IoU minus
     the share of the smallest enclosing box that the union leaves empty."""
+    a, b = _floating(a), _floating(b)
     inter = paired_intersection(a, b)
     union = (area(a) + area(b)).sub_(inter)
     w = torch.maximum(a[..., 2], b[..., 2]).sub_(torch.minimum(a[..., 0], b[..., 0]))
@@ -58,6 +61,11 @@ def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     enclose = w.clamp_(min=0).mul_(h.clamp_(min=0))
     empty = (enclose - union).clamp_(min=0)  # of the enclosing box, the part outside the union
     return inter.div_(union.add_(EPS)).sub_(empty.div_(enclose.add_(EPS)))
+
+
+def _floating(boxes: torch.Tensor) -> torch.Tensor:
+    """Integer boxes as float32 (the ratios are computed in place); float boxes as they are."""
+    return boxes if boxes.is_floating_point() else boxes.float()
 
 
 def _pairwise(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,6 +45,15 @@ def test_iou_hand_made_matrix():
     torch.testing.assert_close(B.iou(a, b), t(expected), rtol=0, atol=1e-6)
 
 
+def test_integer_boxes_give_float_ratios():
+    a, b = torch.tensor([[0, 0, 10, 10]]), torch.tensor([[5, 5, 15, 15], [0, 0, 10, 20]])
+    assert B.iou(a, b)[0].tolist() == pytest.approx([25 / 175, 100 / 200])
+    assert B.ioa(a, b)[0].tolist() == pytest.approx([25 / 100, 1.0])
+    assert B.giou(a, b)[0].tolist() == pytest.approx([25 / 175 - 50 / 225, 100 / 200])
+    assert B.iou(a, b).dtype == torch.float32
+    assert B.intersection(a, b).tolist() == [[25, 100]]
+
+
 def test_ioa_hand_cases():
     # Intersection over the area of the first argument: a detection inside an ignore region.
     det = t([[0, 0, 10, 10], [5, 0, 25, 10], [0, 0, 0, 0]])
