@@ -4,7 +4,7 @@ an image gives the boxes evaluation gives for it."""
 import cv2
 import numpy as np
 import torch
-from crowdet.engine.evaluator import predict_loader
+from crowdet.engine.model_eval import predict_loader
 
 from crowdet import Detector
 from crowdet.config import load_config
