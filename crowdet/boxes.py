@@ -1,6 +1,9 @@
 """Box operations on float xyxy tensors of shape (..., 4). Pure functions, no state.
 
-Zero-area boxes are safe everywhere: IoU and IoA carry an epsilon so they never give NaN
+Overlaps come pairwise (`iou(a, b)`: every box of a with every box of b) or paired
+(`paired_iou(a, b)`: a and b broadcast together, one value per pair of rows). Every IoU, GIoU
+and IoA of the package is one of these (or a copy held equal to them by a test). Zero-area boxes
+are safe everywhere: IoU, GIoU and IoA carry an epsilon so they never give NaN
 (torchvision.ops.box_iou returns NaN for two zero-area boxes).
 """
 
@@ -21,24 +24,73 @@ def area(boxes: torch.Tensor) -> torch.Tensor:
     return wh[..., 0] * wh[..., 1]
 
 
+def paired_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection areas of boxes a (..., 4) and b (..., 4), broadcast together -> (...)."""
+    # In place on its own temporaries only (autograd allows it): a crowd's (B, G, A) block makes
+    # fewer full-size temporaries. Measured side by side in one process on a demo-sized batch
+    # (8 images of 40 people, 6,375 priors, one thread, 30 interleaved runs, best of each):
+    # max-IoU assignment 67 ms with in-place steps in the kernel, 99 ms with out-of-place ones;
+    # ATSS 66 ms and 74 ms. The values are the same.
+    w = torch.minimum(a[..., 2], b[..., 2]).sub_(torch.maximum(a[..., 0], b[..., 0]))
+    h = torch.minimum(a[..., 3], b[..., 3]).sub_(torch.maximum(a[..., 1], b[..., 1]))
+    return w.clamp_(min=0).mul_(h.clamp_(min=0))
+
+
+def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes a (..., 4) and b (..., 4), broadcast together -> (...) in [0, 1]."""
+    a, b = _floating(a), _floating(b)
+    inter = paired_intersection(a, b)
+    union = (area(a) + area(b)).sub_(inter)
+    return inter.div_(union.add_(EPS))
+
+
+def paired_ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over the area of `a`, for a (..., 4) and b (..., 4) broadcast -> (...)."""
+    a, b = _floating(a), _floating(b)
+    return paired_intersection(a, b).div_(area(a) + EPS)
+
+
+def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Generalised IoU of a (..., 4) and b (..., 4), broadcast -> (...) in [-1, 1]: the IoU minus
+    the share of the smallest enclosing box that the union leaves empty."""
+    a, b = _floating(a), _floating(b)
+    inter = paired_intersection(a, b)
+    union = (area(a) + area(b)).sub_(inter)
+    w = torch.maximum(a[..., 2], b[..., 2]).sub_(torch.minimum(a[..., 0], b[..., 0]))
+    h = torch.maximum(a[..., 3], b[..., 3]).sub_(torch.minimum(a[..., 1], b[..., 1]))
+    enclose = w.clamp_(min=0).mul_(h.clamp_(min=0))
+    empty = (enclose - union).clamp_(min=0)  # of the enclosing box, the part outside the union
+    return inter.div_(union.add_(EPS)).sub_(empty.div_(enclose.add_(EPS)))
+
+
+def _floating(boxes: torch.Tensor) -> torch.Tensor:
+    """Integer boxes as float32 (the ratios are computed in place); float boxes as they are."""
+    return boxes if boxes.is_floating_point() else boxes.float()
+
+
+def _pairwise(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """a (..., N, 4), b (..., M, 4) -> views (..., N, 1, 4) and (..., 1, M, 4)."""
+    return a[..., :, None, :], b[..., None, :, :]
+
+
 def intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise intersection areas: a (..., N, 4), b (..., M, 4) -> (..., N, M)."""
-    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    return wh[..., 0] * wh[..., 1]
+    return paired_intersection(*_pairwise(a, b))
 
 
 def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise IoU: a (..., N, 4), b (..., M, 4) -> (..., N, M) in [0, 1]."""
-    inter = intersection(a, b)
-    union = area(a)[..., :, None] + area(b)[..., None, :] - inter
-    return inter / (union + EPS)
+    return paired_iou(*_pairwise(a, b))
 
 
 def ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise intersection over the area of `a`: (..., N, 4), (..., M, 4) -> (..., N, M)."""
-    return intersection(a, b) / (area(a)[..., :, None] + EPS)
+    return paired_ioa(*_pairwise(a, b))
+
+
+def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise generalised IoU: a (..., N, 4), b (..., M, 4) -> (..., N, M) in [-1, 1]."""
+    return paired_giou(*_pairwise(a, b))
 
 
 def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:

@@ -24,20 +24,13 @@ COMMANDS = {
     "check-data": "check_data",
     "show": "show",
     "detect": "detect",
-    "export": "export",
     "info": "info",
 }
 
 
-def _available() -> dict[str, object]:
-    modules = {}
-    for name, module in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(f"crowdet.commands.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"crowdet.commands.{module}":
-                raise
-    return modules
+def command_modules() -> dict[str, object]:
+    """Command name -> its module, for every command of COMMANDS."""
+    return {name: importlib.import_module(f"crowdet.commands.{m}") for name, m in COMMANDS.items()}
 
 
 def build_parser(modules: dict[str, object], only: str | None = None) -> argparse.ArgumentParser:
@@ -82,7 +75,7 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    modules = _available()
+    modules = command_modules()
     only = _command_in(sys.argv[1:] if argv is None else argv)
     args = parse_args(build_parser(modules, only), argv)
     setup_logging(args.debug)

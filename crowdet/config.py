@@ -5,7 +5,8 @@ which live beside the component in its variant's config model (crowdet.config_ba
 keys, wrong types and values out of bounds (no float may be NaN or infinite) are errors naming
 the key path and, for unknown keys, the closest valid key. A config may name one `base:` file
 (resolved relative to itself); the base may not have a base of its own. Reading the YAML is
-crowdet.config_yaml.
+crowdet.config_yaml. The assign section
+has one model per assigner the same way, picked by its `name`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ from crowdet.config_base import (  # noqa: F401 (re-exported)
     Fraction,
     Positive,
     Section,
+    Variant,
     by_name,
+    by_name_of,
+    drop_foreign_keys,
     section_model,
+    switched_variants,
+    variant_sections,
 )
 from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
 from crowdet.errors import ConfigError
@@ -149,14 +155,20 @@ class ModelConfig(Section):
         return v
 
 
-class AssignConfig(Section):
-    name: str = "max_iou"  # max_iou or atss (see crowdet.models.build.ASSIGNERS)
-    pos_iou: float = Field(0.5, gt=0.0, le=1.0)  # max_iou: IoU at or above which: positive
-    neg_iou: float = Field(0.4, gt=0.0, le=1.0)  # max_iou: IoU below which a prior is negative
-    topk: int = Field(9, ge=1)  # atss: candidate priors per person and pyramid level
+class AssignConfigBase(Variant):
+    """The keys of every assigner; `name` picks the assigner (crowdet.models.build.ASSIGNERS)."""
+
+    name: str
     # priors covered more than this by an ignore region are not negatives (1 = never)
     ignore_ioa: Fraction = 0.5
     max_elements: int = Field(2**20, ge=1)  # (image, target, prior) entries per block (memory)
+
+
+class MaxIoUAssignConfig(AssignConfigBase):  # crowdet.assign.max_iou
+    name: Literal["max_iou"] = "max_iou"
+    pos_iou: float = Field(0.5, gt=0.0, le=1.0)  # IoU at or above which a prior is positive
+    neg_iou: float = Field(0.4, gt=0.0, le=1.0)  # IoU below which a prior is negative
+    low_quality: bool = True  # every person gets at least one positive prior
 
     @model_validator(mode="after")
     def _neg_below_pos(self):
@@ -165,6 +177,22 @@ class AssignConfig(Section):
                 "neg_iou", f"must be <= assign.pos_iou={self.pos_iou}, got {self.neg_iou}"
             )
         return self
+
+
+class ATSSAssignConfig(AssignConfigBase):  # crowdet.assign.atss
+    name: Literal["atss"] = "atss"
+    topk: int = Field(9, ge=1)  # candidate priors per person and pyramid level
+    low_quality: bool = True  # every person gets at least one positive prior
+
+
+def _assigners():
+    from crowdet.models.build import ASSIGNERS  # late: crowdet.models.build imports this module
+
+    return ASSIGNERS
+
+
+# assign: one model per assigner, picked by assign.name (max_iou when it is not given)
+AssignConfig = by_name(_assigners, "max_iou")
 
 
 class LossConfig(Section):
@@ -247,7 +275,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    assign: AssignConfig = Field(default_factory=AssignConfig)
+    assign: AssignConfig = Field(default_factory=dict, validate_default=True)
     loss: LossConfig = Field(default_factory=LossConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -264,17 +292,33 @@ class Config(Section):
         return v
 
 
-def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...], data: Any) -> list[str]:
-    """The keys of the section at `path` of the input `data` (a variant's own keys for a
-    component section), [] when the path leads to no section."""
+def _section_at(path: tuple[str | int, ...], data: Any) -> tuple[type[BaseModel] | None, Any]:
+    """The config model of the section at `path` of the raw config `data` (for a variant
+    section, the one its name picks) and the section's ByName (None for a plain section)."""
+    model, choice = Config, None
     for part in path:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         data = data.get(part) if isinstance(data, dict) else None
         sub = section_model(field, data) if field is not None else None
         if sub is None:
-            return []
-        model = sub
-    return list(model.model_fields)
+            return None, None
+        model, choice = sub, by_name_of(field)
+    return model, choice
+
+
+def _unknown_key(loc: tuple[str | int, ...], data: Any) -> str:
+    """'unknown key ...' naming the closest valid key, the valid keys and, in a variant section,
+    the variants that have the key."""
+    model, choice = _section_at(loc[:-1], data)
+    valid = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+    section = ".".join(map(str, loc[:-1]))
+    hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
+    owners = choice.owners(str(loc[-1])) if choice is not None else []
+    if owners:
+        hint += f"; it is a key of {' and '.join(f'{section}.name={n}' for n in owners)}"
+    key = ".".join(map(str, loc))
+    return f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})"
 
 
 def _explain(err: ValidationError, source: str, data: Any = None) -> ConfigError:
@@ -283,10 +327,7 @@ def _explain(err: ValidationError, source: str, data: Any = None) -> ConfigError
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            valid = _valid_keys(Config, loc[:-1], data)
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
-            lines.append(f"unknown key '{key}'{hint} (valid here: {', '.join(valid)})")
+            lines.append(_unknown_key(loc, data))
         elif isinstance(e.get("ctx", {}).get("error"), FieldError):
             err_ = e["ctx"]["error"]
             lines.append(f"'{'.'.join([*map(str, loc), err_.key])}': {err_}")
@@ -314,7 +355,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raise ConfigError(f"{path.parent / base}: a base config may not have a base")
             data = merge(base_data, data)
     if overrides:
-        data = merge(data, parse_overrides(overrides))
+        extra = parse_overrides(overrides)
+        data = merge(drop_foreign_keys(Config, data, switched_variants(Config, data, extra)), extra)
         source += " + overrides"
     return config_from_dict(data, source)
 
@@ -324,6 +366,13 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         return Config.model_validate(data)
     except ValidationError as e:
         raise _explain(e, source, data) from None
+
+
+def saved_config(data: dict) -> dict:
+    """A config dict a checkpoint holds, without other variants' keys in its variant sections
+    (configs saved before a section had one model per variant hold every variant's keys:
+    assign.topk beside assign.pos_iou)."""
+    return drop_foreign_keys(Config, data, {section: None for section in variant_sections(Config)})
 
 
 def config_to_dict(cfg: Config) -> dict:

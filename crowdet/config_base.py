@@ -78,6 +78,21 @@ class ByName:
             raise FieldError("name", unknown_name(data.get("name"), self.table()))
         return model.model_validate(data)  # its errors carry this section's key path
 
+    def owners(self, key: str) -> list[str]:
+        """The variant names whose config models have `key`."""
+        return [name for name, row in self.table().items() if key in row[0].model_fields]
+
+    def drop_foreign(self, value: Any, name: str | None = None) -> Any:
+        """A raw section without the keys of variants other than `name` (default: the one the
+        section names); keys no variant has stay, to fail as unknown."""
+        if not isinstance(value, dict):
+            return value
+        own = self.model_for({"name": value.get("name", self.default) if name is None else name})
+        if own is None:
+            return value
+        known = {k for row in self.table().values() for k in row[0].model_fields}
+        return {k: v for k, v in value.items() if k in own.model_fields or k not in known}
+
 
 def by_name(table: Callable[[], dict], default: str) -> Any:
     """The type of a section holding one variant of a name table (see ByName). Use it with
@@ -86,10 +101,42 @@ def by_name(table: Callable[[], dict], default: str) -> Any:
     return Annotated[SerializeAsAny[Variant], WrapValidator(choice.validate), choice]
 
 
+def by_name_of(field_info: Any) -> ByName | None:
+    """The ByName of a field declared with `by_name`, else None."""
+    return next((m for m in getattr(field_info, "metadata", ()) if isinstance(m, ByName)), None)
+
+
+def variant_sections(root: type[BaseModel]) -> list[str]:
+    """The fields of `root` that hold one variant of a name table."""
+    return [name for name, field in root.model_fields.items() if by_name_of(field)]
+
+
+def switched_variants(root: type[BaseModel], data: dict, overrides: dict) -> dict[str, str]:
+    """{section: new name} for each variant section of `root` whose name the overrides change
+    (raw dicts: the config read so far and the overrides)."""
+    out = {}
+    for section in variant_sections(root):
+        old, new = data.get(section), overrides.get(section)
+        if isinstance(old, dict) and isinstance(new, dict) and "name" in new:
+            if new["name"] != old.get("name", by_name_of(root.model_fields[section]).default):
+                out[section] = new["name"]
+    return out
+
+
+def drop_foreign_keys(root: type[BaseModel], data: dict, sections: dict[str, str | None]) -> dict:
+    """The raw config `data` with other variants' keys dropped from each of `sections`
+    (section -> the variant to keep, None: the one the section names)."""
+    out = dict(data)
+    for section, name in sections.items():
+        if section in out:
+            out[section] = by_name_of(root.model_fields[section]).drop_foreign(out[section], name)
+    return out
+
+
 def section_model(field_info: Any, data: Any) -> type[BaseModel] | None:
     """The config model of a field given its input `data`: the variant it names for a `by_name`
     field, the section model for a section field, None otherwise."""
-    choice = next((m for m in field_info.metadata if isinstance(m, ByName)), None)
+    choice = by_name_of(field_info)
     if choice is not None:
         return choice.model_for(data if isinstance(data, dict) else {})
     annotation = field_info.annotation

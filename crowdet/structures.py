@@ -14,6 +14,7 @@ Validity is never inferred from zeros; there is no cap on annotations per image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -54,6 +55,63 @@ class Batch:
 _TENSORS = ("images", "image_sizes", "boxes", "valid", "ignore", "scales", "orig_sizes")
 
 
+# ---- the assigner contract (Assigner below): Priors, Targets and optionally Predictions in,
+# an AssignResult out, with the codes of crowdet.assign.codes.
+
+
+@dataclass
+class Targets:
+    """What an assigner matches priors to, padded to G per image.
+
+    boxes (B, G, 4) float xyxy; valid (B, G) bool, a real target (a person or an ignore region);
+    ignore (B, G) bool, an ignore region; visible (B, G, 4) the visible boxes, None when absent.
+    """
+
+    boxes: torch.Tensor
+    valid: torch.Tensor
+    ignore: torch.Tensor
+    visible: torch.Tensor | None = None
+
+
+@dataclass
+class Predictions:
+    """The current predictions, detached, for dynamic assigners (SimOTA, OTA).
+
+    scores (B, A, C) class probabilities in [0, 1]; boxes (B, A, 4) decoded xyxy boxes.
+    """
+
+    scores: torch.Tensor
+    boxes: torch.Tensor
+
+
+@dataclass
+class AssignResult:
+    """matched (B, A) int64: the index g of each prior's person, BACKGROUND (-1) or IGNORE (-2).
+
+    soft_targets (B, A) float: a score target per prior other than 1 for positives (e.g. the
+    IoU of its prediction), None for none; weights (B, A) float: a loss weight per prior, None
+    for all ones.
+    """
+
+    matched: torch.Tensor
+    soft_targets: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+
+
+class Assigner(Protocol):
+    """What the loss calls: every assigner of crowdet.models.build.ASSIGNERS is one.
+
+    uses_predictions: True when the assigner ranks priors by the current predictions (SimOTA,
+    OTA); the loss then passes them, detached. Otherwise predictions is None.
+    """
+
+    uses_predictions: bool
+
+    def __call__(
+        self, priors: Priors, targets: Targets, predictions: Predictions | None = None
+    ) -> AssignResult: ...
+
+
 @dataclass
 class Detections:
     """Detections of one image in original-image pixels: boxes (N, 4) xyxy, scores, labels (N,)."""
@@ -69,13 +127,13 @@ class Priors:
 
     boxes        (A, 4) float32 xyxy in network-input pixels: anchors, or for a head that
                  predicts from points the stride-sized square centred on each point
-    strides      (A,) float32 stride of each prior's pyramid level
     level_sizes  priors per pyramid level, summing to A
+    strides      (A,) float32 stride of each prior's pyramid level (None where not known)
     """
 
     boxes: torch.Tensor
-    strides: torch.Tensor
     level_sizes: list[int]
+    strides: torch.Tensor | None = None
 
 
 @dataclass

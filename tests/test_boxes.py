@@ -45,6 +45,15 @@ def test_iou_hand_made_matrix():
     torch.testing.assert_close(B.iou(a, b), t(expected), rtol=0, atol=1e-6)
 
 
+def test_integer_boxes_give_float_ratios():
+    a, b = torch.tensor([[0, 0, 10, 10]]), torch.tensor([[5, 5, 15, 15], [0, 0, 10, 20]])
+    assert B.iou(a, b)[0].tolist() == pytest.approx([25 / 175, 100 / 200])
+    assert B.ioa(a, b)[0].tolist() == pytest.approx([25 / 100, 1.0])
+    assert B.giou(a, b)[0].tolist() == pytest.approx([25 / 175 - 50 / 225, 100 / 200])
+    assert B.iou(a, b).dtype == torch.float32
+    assert B.intersection(a, b).tolist() == [[25, 100]]
+
+
 def test_ioa_hand_cases():
     # Intersection over the area of the first argument: a detection inside an ignore region.
     det = t([[0, 0, 10, 10], [5, 0, 25, 10], [0, 0, 0, 0]])
@@ -58,6 +67,43 @@ def test_zero_area_boxes_give_zero_not_nan():
     out = B.iou(flat, torch.cat([flat, t([[0, 0, 10, 10]])]))
     assert torch.equal(out, torch.zeros(3, 4))
     assert torch.equal(B.ioa(flat, flat), torch.zeros(3, 3))
+
+
+def test_giou_hand_made_matrix():
+    a = t([[0, 0, 10, 10]])
+    b = t([[5, 5, 15, 15], [20, 0, 30, 10], [0, 0, 10, 10], [0, 0, 0, 0]])
+    # IoU - (enclosing - union) / enclosing
+    expected = [[25 / 175 - (225 - 175) / 225, 0 - (300 - 200) / 300, 1.0, 0 - 0 / 100]]
+    torch.testing.assert_close(B.giou(a, b), t(expected), rtol=0, atol=1e-6)
+    assert torch.isfinite(B.giou(t([[3, 3, 3, 3]]), t([[3, 3, 3, 3]]))).all()
+
+
+def test_paired_kernels_equal_the_pairwise_diagonal_bit_for_bit():
+    rng = np.random.default_rng(4)
+    a, b = random_boxes(rng, 50, positive=False), random_boxes(rng, 50, positive=False)
+    b[:10] = a[:10]  # some identical pairs
+    for paired, pairwise in [
+        (B.paired_intersection, B.intersection),
+        (B.paired_iou, B.iou),
+        (B.paired_ioa, B.ioa),
+        (B.paired_giou, B.giou),
+    ]:
+        assert torch.equal(paired(a, b), torch.diagonal(pairwise(a, b)))
+    # broadcast: one box against many, and (N, 1) against (1, M)
+    assert torch.equal(B.paired_iou(a[:1], b), B.iou(a[:1], b)[0])
+    assert torch.equal(B.paired_iou(a[:, None], b[None]), B.iou(a, b))
+
+
+def test_kernels_leave_their_inputs_alone_and_give_gradients():
+    rng = np.random.default_rng(5)
+    a = random_boxes(rng, 6).double().requires_grad_()
+    b = random_boxes(rng, 6).double()
+    b[:3] = a.detach()[:3] + 1.5  # overlapping pairs
+    before = a.detach().clone(), b.clone()
+    for kernel in (B.paired_iou, B.paired_ioa, B.paired_giou):
+        assert torch.autograd.gradcheck(lambda x, k=kernel: k(x, b), (a,))
+        kernel(a, b).sum().backward()
+    assert torch.equal(a.detach(), before[0]) and torch.equal(b, before[1])
 
 
 def test_batched_leading_dimensions():
@@ -103,11 +149,14 @@ def test_decode_clamps_the_log_scale():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_iou_matches_torchvision_on_positive_area_boxes(seed):
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(B.iou, torchvision.ops.box_iou), (B.giou, torchvision.ops.generalized_box_iou)],
+)
+def test_iou_and_giou_match_torchvision_on_positive_area_boxes(seed, ours, theirs):
     rng = np.random.default_rng(seed)
     a, b = random_boxes(rng, 40), random_boxes(rng, 50)
-    expected = torchvision.ops.box_iou(a, b)
-    torch.testing.assert_close(B.iou(a, b), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours(a, b), theirs(a, b), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -164,3 +213,12 @@ def test_decode_inverts_encode(boxes, data):
     weights = data.draw(st.sampled_from([(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)]))
     back = B.decode(priors, B.encode(priors, boxes, weights), weights)
     torch.testing.assert_close(back, boxes, rtol=1e-4, atol=2e-3)
+
+
+@PROPERTY
+@given(box_tensors(), box_tensors())
+def test_giou_is_symmetric_and_between_minus_one_and_the_iou(a, b):
+    forward = B.giou(a, b)
+    assert torch.equal(forward, B.giou(b, a).T)
+    assert not torch.isnan(forward).any()
+    assert ((forward >= -1) & (forward <= B.iou(a, b) + 1e-6)).all()

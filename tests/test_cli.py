@@ -1,13 +1,16 @@
 """The command line: overrides wherever they stand, clear errors for anything else."""
 
+import re
+from pathlib import Path
+
 import pytest
 
-from crowdet.cli import _available, build_parser, parse_args
+from crowdet.cli import COMMANDS, build_parser, command_modules, parse_args
 
 
 @pytest.fixture(scope="module")
 def parser():
-    return build_parser(_available())
+    return build_parser(command_modules())
 
 
 def test_overrides_before_and_after_options_keep_their_order(parser):
@@ -31,3 +34,11 @@ def test_anything_else_is_an_error_naming_it(parser, argv, named, capsys):
         parse_args(parser, argv)
     assert e.value.code == 2
     assert f"unrecognized arguments: {named}" in capsys.readouterr().err
+
+
+def test_the_readme_lists_exactly_the_commands_there_are():
+    """Every command of the README's table has its module, and every module its row."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `crowdet ([a-z-]+)", readme, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(COMMANDS)
+    assert set(command_modules()) == set(COMMANDS)

@@ -1,6 +1,6 @@
 import pytest
 
-from crowdet.config import diff_configs, load_config, parse_overrides
+from crowdet.config import config_from_dict, diff_configs, load_config, parse_overrides
 from crowdet.errors import ConfigError
 
 
@@ -126,3 +126,56 @@ def test_base_must_be_a_path(tmp_path):
     p.write_text("base: 5\n")
     with pytest.raises(ConfigError, match=r"'base' must be the path of a config file, got 5"):
         load_config(p)
+
+
+def test_assign_section_has_one_model_per_assigner(tmp_path):
+    from crowdet.config import ATSSAssignConfig, MaxIoUAssignConfig, config_to_dict
+
+    cfg = load_config(None, ["assign.name=atss", "assign.topk=4"])
+    assert isinstance(cfg.assign, ATSSAssignConfig) and cfg.assign.topk == 4
+    assert set(config_to_dict(cfg)["assign"]) == {
+        "name", "ignore_ioa", "max_elements", "topk", "low_quality"
+    }  # fmt: skip
+    message = (
+        r"unknown key 'assign.topk'; it is a key of assign.name=atss \(valid here: name, "
+        r"ignore_ioa, max_elements, pos_iou, neg_iou, low_quality\)"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["assign.topk=4"])
+    (tmp_path / "c.yaml").write_text("assign: {name: atss, pos_iou: 0.4}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'assign.pos_iou'.*assign.name=max_iou"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6}\n")  # no name: max-IoU
+    cfg = load_config(tmp_path / "c.yaml")
+    assert isinstance(cfg.assign, MaxIoUAssignConfig) and cfg.assign.pos_iou == 0.6
+    with pytest.raises(ConfigError, match=r"'assign': must be a mapping of keys with a 'name'"):
+        load_config(None, ["assign=3"])
+
+
+def test_a_checkpoint_config_from_before_the_assign_models_loads():
+    from crowdet.config import config_to_dict, saved_config
+    from crowdet.engine.weights import checkpoint_config
+
+    saved = config_to_dict(load_config("configs/demo.yaml"))
+    saved["assign"] = {"name": "max_iou", "pos_iou": 0.4, "neg_iou": 0.3, "topk": 9,
+                       "ignore_ioa": 0.5, "max_elements": 2**20}  # fmt: skip
+    with pytest.raises(ConfigError, match="assign.topk"):
+        config_from_dict(saved)
+    assert "topk" not in saved_config(saved)["assign"] and "topk" in saved["assign"]
+    cfg = checkpoint_config({"config": saved}, "old.pt")
+    assert (cfg.assign.pos_iou, cfg.assign.neg_iou, cfg.assign.low_quality) == (0.4, 0.3, True)
+
+
+def test_an_override_of_the_name_switches_the_assigner(tmp_path):
+    # the file's keys of the other assigner go; its shared keys stay; the overrides are checked
+    (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6, ignore_ioa: 0.7}\n")
+    cfg = load_config(tmp_path / "c.yaml", ["assign.name=atss", "assign.topk=18"])
+    assert cfg.assign.model_dump() == {
+        "name": "atss", "ignore_ioa": 0.7, "max_elements": 2**20, "topk": 18, "low_quality": True
+    }  # fmt: skip
+    assert load_config("configs/demo.yaml", ["assign.name=atss"]).assign.name == "atss"
+    with pytest.raises(ConfigError, match=r"unknown key 'assign.pos_iou'"):
+        load_config("configs/demo.yaml", ["assign.name=atss", "assign.pos_iou=0.5"])
+    (tmp_path / "c.yaml").write_text("assign: {pos_iou: 0.6, ignore_iao: 0.7}\n")  # a typo
+    with pytest.raises(ConfigError, match=r"unknown key 'assign.ignore_iao'; did you mean"):
+        load_config(tmp_path / "c.yaml", ["assign.name=atss"])

@@ -16,91 +16,81 @@ Rules, for each image of the batch (G padded targets, A priors split into pyrami
    some ignore region is > ``ignore_ioa`` is ``IGNORE``: never a negative.
 6. Low-quality matches (``low_quality=True``): the people left without a positive prior (a box
    too small to hold a prior centre, or one that lost every contest of rule 4) take one in the
-   rounds of the max-IoU assigner (see ``crowdet.assign.max_iou``), with the same guarantee.
+   rounds of ``crowdet.assign.common`` (as the max-IoU assigner), with the same guarantee.
 
-Everything works on the list of people of the whole batch: no loop over images or people, only
-over pyramid levels and over blocks of at most ``max_elements`` (person, prior) distances.
+ATSS uses the level sizes of the priors, not their strides nor the predictions. Everything works
+on the list of people of the whole batch: no loop over images or people, only over pyramid
+levels and over blocks of at most ``max_elements`` (person, prior) distances.
 """
 
 from __future__ import annotations
 
 import torch
 
-from crowdet.assign.codes import BACKGROUND, IGNORE
-from crowdet.assign.max_iou import best_target, check_shapes, low_quality_rounds
-from crowdet.boxes import EPS, area
+from crowdet import boxes as box_ops
+from crowdet.assign.common import (
+    all_background,
+    assign_tensors,
+    check_assign_inputs,
+    check_max_elements,
+    low_quality_rounds,
+    mark_ignored,
+)
+from crowdet.boxes import EPS
 from crowdet.errors import ConfigError
+from crowdet.structures import AssignResult, Predictions, Priors, Targets
 
-__all__ = ["atss_assign"]
+__all__ = ["ATSSAssigner"]
 
 
-def atss_assign(
-    priors: torch.Tensor,
-    gt_boxes: torch.Tensor,
-    valid: torch.Tensor,
-    ignore: torch.Tensor,
-    level_sizes: list[int] | None = None,
-    topk: int = 9,
-    ignore_ioa: float = 0.5,
-    low_quality: bool = True,
-    max_elements: int = 2**26,
-) -> torch.Tensor:
+class ATSSAssigner:
     """Assign each prior of each image to a person, ``BACKGROUND`` or ``IGNORE``.
 
     Args:
-        priors: (A, 4) xyxy prior boxes, shared by every image, level after level.
-        gt_boxes: (B, G, 4) xyxy targets, padded to the largest count in the batch.
-        valid: (B, G) bool, True for a real target (a person or an ignore region).
-        ignore: (B, G) bool, True where the target is an ignore region.
-        level_sizes: priors per pyramid level, summing to A (None: one level).
         topk: candidates per person and level.
         ignore_ioa: a prior covered by an ignore region over more than this fraction of its own
             area is never a negative.
         low_quality: give every person at least one positive prior.
         max_elements: budget of (person, prior) entries per block of distances.
 
-    Returns:
-        matched: (B, A) int64 on the device of ``priors``: the index g in [0, G) of the matched
-        person for a positive prior, else ``BACKGROUND`` (-1) or ``IGNORE`` (-2).
+    The defaults of these arguments are those of ``crowdet.config.ATSSAssignConfig``.
     """
-    num_images, num_gt = valid.shape
-    num_priors = priors.shape[0]
-    level_sizes = [num_priors] if level_sizes is None else list(level_sizes)
-    _check_args(priors, gt_boxes, valid, ignore, level_sizes, topk, max_elements)
-    device = priors.device
-    priors = priors.to(torch.promote_types(priors.dtype, torch.float32))
-    gt_boxes = gt_boxes.to(device=device, dtype=priors.dtype)
-    valid = valid.to(device=device, dtype=torch.bool)
-    ignore = ignore.to(device=device, dtype=torch.bool)
-    matched = torch.full((num_images, num_priors), BACKGROUND, dtype=torch.long, device=device)
-    if num_images == 0 or num_gt == 0 or num_priors == 0:
-        return matched
 
-    people = valid & ~ignore & (area(gt_boxes) > 0)
-    image, person = people.nonzero(as_tuple=True)  # (N,) the people of the whole batch
-    boxes = gt_boxes[image, person]
-    cand = _candidates(priors, boxes, level_sizes, topk, max_elements)  # (N, K)
-    cand_iou = _paired_iou(boxes[:, None, :], priors[cand])  # (N, K)
-    positive = (cand_iou >= _threshold(cand_iou)[:, None]) & _centre_inside(priors[cand], boxes)
-    iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, num_priors)
+    uses_predictions = False
 
-    regions = valid & ignore
-    if bool(regions.any()):
-        max_ioa, _ = best_target(priors, gt_boxes, regions, max_elements, over_prior=True)
-        matched.masked_fill_((max_ioa > ignore_ioa) & (matched < 0), IGNORE)
-    if low_quality:
-        low_quality_rounds(priors, gt_boxes, people, matched, iou_of_pos, max_elements)
-    return matched
+    def __init__(self, topk: int, ignore_ioa: float, low_quality: bool, max_elements: int):
+        if topk < 1:
+            raise ConfigError(f"ATSS assigner needs topk >= 1, got topk={topk}")
+        check_max_elements(max_elements)
+        self.topk, self.ignore_ioa = topk, ignore_ioa
+        self.low_quality, self.max_elements = low_quality, max_elements
 
+    def __call__(
+        self, priors: Priors, targets: Targets, predictions: Predictions | None = None
+    ) -> AssignResult:
+        """priors (A, 4) in levels of priors.level_sizes, targets (B, G) -> AssignResult with
+        matched (B, A) int64 on the device of the priors: the index g in [0, G) of a positive
+        prior's person, else BACKGROUND (-1) or IGNORE (-2)."""
+        check_assign_inputs(priors, targets, predictions)
+        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
+        num_images, num_gt = people.shape
+        num_priors = prior_boxes.shape[0]
+        matched = all_background(num_images, num_priors, prior_boxes.device)
+        if num_images == 0 or num_gt == 0 or num_priors == 0:
+            return AssignResult(matched)
 
-def _check_args(priors, gt_boxes, valid, ignore, level_sizes, topk, max_elements) -> None:
-    check_shapes(priors, gt_boxes, valid, ignore, max_elements)
-    if sum(level_sizes) != priors.shape[0] or min(level_sizes, default=0) < 0:
-        raise ValueError(
-            f"level_sizes {level_sizes} must be >= 0 and sum to the {priors.shape[0]} priors"
-        )
-    if topk < 1:
-        raise ConfigError(f"ATSS assigner needs topk >= 1, got topk={topk}")
+        image, person = people.nonzero(as_tuple=True)  # (N,) the people of the whole batch
+        boxes = gt_boxes[image, person]
+        sizes, topk, budget = list(priors.level_sizes), self.topk, self.max_elements
+        cand = _candidates(prior_boxes, boxes, sizes, topk, budget)  # (N, K)
+        cand_iou = box_ops.paired_iou(boxes[:, None, :], prior_boxes[cand])  # (N, K)
+        inside = _centre_inside(prior_boxes[cand], boxes)
+        positive = (cand_iou >= _threshold(cand_iou)[:, None]) & inside
+        iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, num_priors)
+        mark_ignored(matched, prior_boxes, gt_boxes, regions, self.ignore_ioa, budget)
+        if self.low_quality:
+            low_quality_rounds(prior_boxes, gt_boxes, people, matched, iou_of_pos, budget)
+        return AssignResult(matched)
 
 
 def _centres(boxes: torch.Tensor) -> torch.Tensor:
@@ -132,14 +122,6 @@ def _squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     product shortcut, which would reorder near ties)."""
     d = a[:, None, :] - b[None, :, :]
     return d.square_().sum(dim=-1)
-
-
-def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of broadcast box tensors a (..., 4) and b (..., 4) -> (...)."""
-    w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
-    inter = w * h
-    return inter / (area(a) + area(b) - inter + EPS)
 
 
 def _threshold(cand_iou: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ def run(args) -> int:
     from crowdet.config import load_config
     from crowdet.engine import data as D
     from crowdet.engine.checkpoint import load_checkpoint
-    from crowdet.engine.evaluator import evaluate_model
+    from crowdet.engine.model_eval import evaluate_model
     from crowdet.engine.trainer import resolve_device
     from crowdet.engine.weights import load_weights
     from crowdet.evaluate import format_table, write_results

@@ -33,7 +33,7 @@ HEIGHT_BINS = np.array([0, 8, 16, 32, 50, 64, 96, 128, 256, 512, 1024, np.inf])
 PEOPLE_BINS = np.array([0, 1, 2, 5, 10, 20, 50, 100, 200, 500, np.inf])
 
 
-def overlap_pairs(boxes: np.ndarray, thresholds=IOU_THRESHOLDS) -> list[int]:
+def count_overlap_pairs(boxes: np.ndarray, thresholds=IOU_THRESHOLDS) -> list[int]:
     """Number of unordered pairs of (N, 4) xyxy boxes with IoU > t, for each threshold t."""
     if len(boxes) < 2:
         return [0 for _ in thresholds]
@@ -87,7 +87,9 @@ def dataset_stats(records: list[ImageRecord]) -> dict:
     """Statistics of a list of records, as plain JSON-ready data (see the module docstring)."""
     people = np.array([r.num_people for r in records], np.int64)
     ignore = np.array([int(r.ignore.sum()) for r in records], np.int64)
-    pairs = np.array([overlap_pairs(r.fbox[~r.ignore]) for r in records], np.int64).reshape(-1, 2)
+    pairs = np.array([count_overlap_pairs(r.fbox[~r.ignore]) for r in records], np.int64).reshape(
+        -1, 2
+    )
     fractions = np.concatenate(
         [visible_fraction(r.fbox[~r.ignore], r.vbox[~r.ignore]) for r in records] or [np.zeros(0)]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from crowdet.config import config_to_dict
+from crowdet.config import config_to_dict, saved_config
 from crowdet.engine import data as D
 from crowdet.engine.checkpoint import changed_keys
 from crowdet.engine.state import rng_state, set_rng_state
@@ -46,7 +46,7 @@ def training_state(trainer) -> dict:
 def check_config(trainer, state: dict, source: Path, force: bool) -> None:
     """CrowdetError listing the keys when the config differs from the checkpoint's (unless
     `force`)."""
-    changed = changed_keys(state.get("config", {}), config_to_dict(trainer.cfg))
+    changed = changed_keys(saved_config(state.get("config", {})), config_to_dict(trainer.cfg))
     if changed and not force:
         raise CrowdetError(
             f"{source}: the config differs from the checkpoint's in {', '.join(changed)}; "

@@ -7,8 +7,8 @@ import logging
 
 from crowdet.engine import data as D
 from crowdet.engine.dist import broadcast_object
-from crowdet.engine.evaluator import gather_detections, predict_loader, score_detections
 from crowdet.engine.log import prediction_pictures
+from crowdet.engine.model_eval import gather_detections, predict_loader, score_detections
 
 log = logging.getLogger("crowdet.train")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crowdet.config import Config, config_from_dict, config_to_dict, diff_configs
+from crowdet.config import Config, config_from_dict, config_to_dict, diff_configs, saved_config
 from crowdet.errors import ConfigError, CrowdetError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def checkpoint_config(state: dict, path: str | Path) -> Config:
             "pass a last.pt or best.pt written by `crowdet train`"
         )
     try:
-        return config_from_dict(state["config"], f"{path} (its config)")
+        return config_from_dict(saved_config(state["config"]), f"{path} (its config)")
     except ConfigError as e:
         raise CrowdetError(f"{e}; was it written by another crowdet version?") from None
 

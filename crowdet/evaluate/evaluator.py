@@ -22,7 +22,8 @@ from crowdet.evaluate.matching import ImageBoxes, build_pairs, clip_boxes, greed
 
 logger = logging.getLogger(__name__)
 
-Detections = dict[str, tuple[np.ndarray, np.ndarray]]
+# image ID -> (boxes (N, 4) xyxy, scores (N,)) of the detections of that image
+DetectionsByImage = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -111,7 +112,7 @@ def image_size(record: ImageRecord, sizes: dict[str, tuple[int, int]] | None) ->
     return int(w), int(h)
 
 
-def check_inputs(gt: list[ImageRecord], dets: Detections, box_kind: str) -> None:
+def check_inputs(gt: list[ImageRecord], dets: DetectionsByImage, box_kind: str) -> None:
     """Raise CrowdetError for an unknown box kind, duplicate GT IDs or detections of unknown IDs."""
     if box_kind not in BOX_KINDS:
         raise CrowdetError(f"unknown box kind {box_kind!r}; expected one of {BOX_KINDS}")
@@ -135,7 +136,7 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
-def detections_of(image_id: str, dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+def detections_of(image_id: str, dets: DetectionsByImage) -> tuple[np.ndarray, np.ndarray]:
     """(boxes (N, 4) float64, scores (N,) float64) of one image, checked; empty if absent."""
     if image_id not in dets:
         return np.zeros((0, 4)), np.zeros(0)
@@ -162,7 +163,7 @@ def gt_split(record: ImageRecord, box_kind: str) -> tuple[np.ndarray, np.ndarray
 
 
 def crowdhuman_image(
-    record: ImageRecord, dets: Detections, box_kind: str, size: tuple[int, int]
+    record: ImageRecord, dets: DetectionsByImage, box_kind: str, size: tuple[int, int]
 ) -> ImageBoxes:
     """One image's clipped float64 boxes, detections sorted by descending score (stable).
 
@@ -183,7 +184,7 @@ def crowdhuman_image(
 
 def evaluate(
     gt: list[ImageRecord],
-    dets: Detections,
+    dets: DetectionsByImage,
     box_kind: str = "full",
     sizes: dict[str, tuple[int, int]] | None = None,
     coco: bool = True,

@@ -16,13 +16,13 @@ from crowdet import boxes as B
 from crowdet.assign.codes import BACKGROUND
 from crowdet.losses.box import box_loss
 from crowdet.losses.quality import quality_focal_loss
-from crowdet.structures import Batch, HeadOutput, Priors
+from crowdet.structures import Assigner, Batch, HeadOutput, Predictions, Priors, Targets
 
 
 class DenseLoss:
     def __init__(
         self,
-        assigner: Callable,
+        assigner: Assigner,
         cls: str = "focal",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
@@ -45,8 +45,10 @@ class DenseLoss:
         cls_logits, box_regression = outputs.cls_logits, outputs.box_regression
         with torch.no_grad():
             matched = self.assigner(
-                priors.boxes, batch.boxes, batch.valid, batch.ignore, level_sizes=priors.level_sizes
-            )
+                priors,
+                Targets(batch.boxes, batch.valid, batch.ignore),
+                self._predictions(cls_logits, box_regression, priors, coder),
+            ).matched
         pos = matched >= 0
         num_pos = pos.sum().float()
         if self.num_pos_reducer is not None:
@@ -77,3 +79,11 @@ class DenseLoss:
             "cls": loss_cls / norm + zero,
             "box": self.box_weight * loss_box / norm,
         }
+
+    def _predictions(self, cls_logits, box_regression, priors: Priors, coder) -> Predictions | None:
+        """The detached predictions (B, A, C) scores and (B, A, 4) boxes decoded by the head's
+        coder, for an assigner that uses them; else None."""
+        if not self.assigner.uses_predictions:
+            return None
+        boxes = coder.decode(priors.boxes, box_regression.detach())
+        return Predictions(cls_logits.detach().sigmoid(), boxes)

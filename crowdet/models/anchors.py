@@ -54,7 +54,7 @@ class AnchorGenerator:
             out.append((centers + self.cell_anchors(stride)).reshape(-1, 4))
         sizes = self.level_sizes(shapes)
         strides = torch.cat([torch.full((n,), float(s)) for n, s in zip(sizes, self.strides)])
-        return Priors(torch.cat(out).to(device), strides.to(device), sizes)
+        return Priors(torch.cat(out).to(device), sizes, strides.to(device))
 
     def level_sizes(self, shapes: list[tuple[int, int]]) -> list[int]:
         """Priors per level, in the order of ``__call__``."""

@@ -16,9 +16,9 @@ from functools import partial
 
 import torch
 
-from crowdet.assign.atss import atss_assign
-from crowdet.assign.max_iou import max_iou_assign
-from crowdet.config import AssignConfig, Config
+from crowdet.assign.atss import ATSSAssigner
+from crowdet.assign.max_iou import MaxIoUAssigner
+from crowdet.config import AssignConfigBase, ATSSAssignConfig, Config, MaxIoUAssignConfig
 from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
 from crowdet.losses.dense import DenseLoss
@@ -28,27 +28,35 @@ from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
 from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
+from crowdet.structures import Assigner
 
 BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
 NECKS = {"fpn": (FPNConfig, FPN.from_config)}
 HEADS = {"retina": (RetinaHeadConfig, RetinaHead.from_config)}
 
 
-def _max_iou(a: AssignConfig):
-    return partial(
-        max_iou_assign,
+def _max_iou(a: MaxIoUAssignConfig) -> MaxIoUAssigner:
+    return MaxIoUAssigner(
         pos_iou=a.pos_iou,
         neg_iou=a.neg_iou,
         ignore_ioa=a.ignore_ioa,
+        low_quality=a.low_quality,
         max_elements=a.max_elements,
     )
 
 
-def _atss(a: AssignConfig):
-    return partial(atss_assign, topk=a.topk, ignore_ioa=a.ignore_ioa, max_elements=a.max_elements)
+def _atss(a: ATSSAssignConfig) -> ATSSAssigner:
+    return ATSSAssigner(
+        topk=a.topk, ignore_ioa=a.ignore_ioa, low_quality=a.low_quality, max_elements=a.max_elements
+    )
 
 
-ASSIGNERS = {"max_iou": _max_iou, "atss": _atss}  # name -> assigner made from cfg.assign
+# assign.name -> (its config model, the builder of the assigner from that model); the config
+# accepts exactly these names (crowdet.config.AssignConfig)
+ASSIGNERS = {
+    "max_iou": (MaxIoUAssignConfig, _max_iou),
+    "atss": (ATSSAssignConfig, _atss),
+}
 
 
 def lookup(table: dict, name: str, key: str):
@@ -89,11 +97,15 @@ def build_detector(cfg: Config) -> DenseDetector:
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 
 
+def build_assigner(assign: AssignConfigBase) -> Assigner:
+    """The assigner of a config's assign section (the model its name picks in ASSIGNERS)."""
+    return _build(ASSIGNERS, assign, "assign")
+
+
 def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
-    assigner = lookup(ASSIGNERS, cfg.assign.name, "assign.name")(cfg.assign)
     lc = cfg.loss
     return DenseLoss(
-        assigner,
+        build_assigner(cfg.assign),
         cls=lc.cls,
         focal_alpha=lc.focal_alpha,
         focal_gamma=lc.focal_gamma,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torchvision
 
-from crowdet.postprocess.pairs import PAIR_BLOCK, check_boxes, overlap_pairs
+from crowdet.postprocess.pairs import PAIR_BLOCK, check_scored_boxes, overlap_pairs
 from crowdet.postprocess.soft import batched_soft_nms, soft_nms
 
 __all__ = [
@@ -25,14 +25,13 @@ __all__ = [
     "batched_nms",
     "batched_soft_nms",
     "nms",
-    "overlap_pairs",
     "soft_nms",
 ]
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Hard NMS: boxes (N, 4) xyxy, scores (N,) -> kept indices (K,) int64, by decreasing score."""
-    check_boxes(boxes, scores)
+    check_scored_boxes(boxes, scores)
     return torchvision.ops.nms(boxes, scores, iou_threshold)
 
 
@@ -43,7 +42,7 @@ def batched_nms(
 
     boxes (N, 4) xyxy, scores (N,) -> kept indices (K,) int64, by decreasing score.
     """
-    check_boxes(boxes, scores, idxs)
+    check_scored_boxes(boxes, scores, idxs)
     return torchvision.ops.batched_nms(boxes, scores, idxs, iou_threshold)
 
 
@@ -71,7 +70,7 @@ def batched_adaptive_nms(
     max_elements: int = PAIR_BLOCK,
 ) -> torch.Tensor:
     """`adaptive_nms` within each group of idxs (N,) int64 (all boxes together when None)."""
-    check_boxes(boxes, scores, idxs)
+    check_scored_boxes(boxes, scores, idxs)
     if densities.shape != scores.shape:
         raise ValueError(f"densities must have shape {tuple(scores.shape)}, got {densities.shape}")
     order = torch.sort(scores, descending=True, stable=True).indices

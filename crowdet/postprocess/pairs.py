@@ -8,7 +8,7 @@ import torch
 
 from crowdet import boxes as box_ops
 
-__all__ = ["PAIR_BLOCK", "check_boxes", "overlap_pairs"]
+__all__ = ["PAIR_BLOCK", "check_scored_boxes", "overlap_pairs"]
 
 # Budget of candidate pairs examined at once when listing overlapping pairs.
 PAIR_BLOCK = 2**24
@@ -36,7 +36,7 @@ def overlap_pairs(
     counts = (ends - positions - 1).clamp(min=0)
     firsts, seconds, ious = [], [], []
     for p, q in _candidate_blocks(counts, max_elements):
-        iou = _paired_iou(sorted_boxes[p], sorted_boxes[q])
+        iou = box_ops.paired_iou(sorted_boxes[p], sorted_boxes[q])
         keep = iou > min_iou
         a, b = order[p[keep]], order[q[keep]]
         if groups is not None:
@@ -96,16 +96,7 @@ def _candidate_blocks(
             yield p, q
 
 
-def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of matching rows: a, b (E, 4) xyxy -> (E,), same arithmetic as crowdet.boxes.iou."""
-    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    inter = w * h
-    union = box_ops.area(a) + box_ops.area(b) - inter
-    return inter / (union + box_ops.EPS)
-
-
-def check_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
+def check_scored_boxes(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None):
     """Raise ValueError unless boxes is (N, 4) and scores (and idxs) are (N,)."""
     if boxes.dim() != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")

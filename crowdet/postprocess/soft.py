@@ -18,7 +18,7 @@ import torch
 from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
 from crowdet.postprocess.groups import GroupTable
-from crowdet.postprocess.pairs import check_boxes
+from crowdet.postprocess.pairs import check_scored_boxes
 
 __all__ = ["batched_soft_nms", "soft_nms"]
 
@@ -67,7 +67,7 @@ def batched_soft_nms(
 
     max_per_group > 0: only the first max_per_group picks of each group are made (its best
     max_per_group boxes, as picks come in order of decayed score)."""
-    check_boxes(boxes, scores, idxs)
+    check_scored_boxes(boxes, scores, idxs)
     if method not in METHODS:
         raise ConfigError(f"unknown soft-NMS method {method!r}: expected one of {METHODS}")
     if not sigma > 0:
@@ -103,8 +103,7 @@ def _pick_steps(scores, boxes, decay, score_threshold: float, steps: int):
     Returns picks (K, 2) int64 (row, column) and their scores (K,) at the time of the pick."""
     rows = torch.arange(scores.shape[0], device=scores.device)
     scores = scores.clone()
-    corners = boxes.permute(2, 0, 1)  # (4, G, W): x1, y1, x2, y2 planes
-    areas = box_ops.area(boxes)
+    boxes = _planes(boxes)
     made = []
     for _ in range(steps):
         best, col = scores.max(dim=1)  # the first (lowest) column on ties
@@ -113,7 +112,7 @@ def _pick_steps(scores, boxes, decay, score_threshold: float, steps: int):
             break
         made.append((rows[live], col[live], best[live]))
         scores[rows, col] = float("-inf")
-        scores.mul_(decay(_iou_with(corners, areas, rows, col)))
+        scores.mul_(decay(box_ops.paired_iou(boxes[rows, col][:, None, :], boxes)))
         scores.masked_fill_(~(scores >= score_threshold), float("-inf"))  # below, or NaN
     if not made:
         empty = torch.zeros((0, 2), dtype=torch.long, device=scores.device)
@@ -122,11 +121,13 @@ def _pick_steps(scores, boxes, decay, score_threshold: float, steps: int):
     return torch.stack([row, col], 1), best
 
 
-def _iou_with(corners, areas, rows, col):
-    """IoU (G, W) of every row's box at `col` with each box of its row; the arithmetic of
-    crowdet.boxes.iou."""
-    pick = corners[:, rows, col][:, :, None]  # (4, G, 1)
-    w = (torch.minimum(pick[2], corners[2]) - torch.maximum(pick[0], corners[0])).clamp(min=0)
-    h = (torch.minimum(pick[3], corners[3]) - torch.maximum(pick[1], corners[1])).clamp(min=0)
-    inter = w * h
-    return inter / (areas[rows, col][:, None] + areas - inter + box_ops.EPS)
+def _planes(boxes: torch.Tensor) -> torch.Tensor:
+    """boxes (G, W, 4) -> the same values, still indexed (G, W, 4), stored as one contiguous
+    (G, W) plane per coordinate, so that each step's IoU reads whole planes.
+
+    Measured side by side in one process on bench/bench_nms.py's crowd_batch (16 images, 24,000
+    candidates, one thread, 30 interleaved runs, best / median): the kernel on planes 0.40 /
+    0.45 s, on (G, W, 4) rows 0.56 / 0.65 s, and the plane-wise IoU copy it replaced 0.43 /
+    0.50 s (a second run of 20: 0.48 / 0.69 s against the copy's 0.40 / 0.72 s: no difference
+    beyond the machine's noise)."""
+    return boxes.permute(2, 0, 1).contiguous().permute(1, 2, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from crowdet.postprocess.pairs import PAIR_BLOCK, check_boxes, overlap_pairs
+from crowdet.postprocess.pairs import PAIR_BLOCK, check_scored_boxes, overlap_pairs
 
 __all__ = ["box_voting"]
 
@@ -30,7 +30,7 @@ def box_voting(
     Voted box k = sum_j s_j b_j / sum_j s_j over j = kept[k] and every candidate j of the same group
     with IoU(b_j, b_kept[k]) > iou_threshold.
     """
-    check_boxes(boxes, scores, groups)
+    check_scored_boxes(boxes, scores, groups)
     if not 0.0 <= iou_threshold < 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
     first, second, _ = overlap_pairs(boxes, iou_threshold, groups, max_elements)

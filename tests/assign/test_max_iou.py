@@ -9,16 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crowdet import boxes as box_ops
-from crowdet.assign.max_iou import (
-    BACKGROUND,
-    IGNORE,
-    _blocks,
-    match_quality,
-    max_iou_assign,
-)
+from crowdet.assign.codes import BACKGROUND, IGNORE
+from crowdet.assign.common import _blocks, match_quality
+from crowdet.assign.max_iou import MaxIoUAssigner
+from crowdet.config import MaxIoUAssignConfig
 from crowdet.errors import ConfigError
+from crowdet.structures import Priors, Targets
 
 BG, IG = BACKGROUND, IGNORE
+DEFAULTS = MaxIoUAssignConfig().model_dump(exclude={"name"})  # the one place of the defaults
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -32,10 +31,16 @@ def one_image(gt, ignore=None, valid=None):
     return gt, valid, ignore
 
 
+def assign(priors, gt, valid, ignore, **overrides):
+    """matched (B, A) of the max-IoU assigner with the config's defaults, some overridden."""
+    assigner = MaxIoUAssigner(**{**DEFAULTS, **overrides})
+    return assigner(Priors(priors, [len(priors)]), Targets(gt, valid, ignore)).matched
+
+
 def assign_one(priors, gt, ignore=None, valid=None, **kwargs):
     gt, valid, ignore = one_image(gt, ignore, valid)
     priors = torch.tensor(priors, dtype=torch.float32).reshape(-1, 4)
-    return max_iou_assign(priors, gt, valid, ignore, **kwargs)[0].tolist()
+    return assign(priors, gt, valid, ignore, **kwargs)[0].tolist()
 
 
 def iou_of(a, b):
@@ -138,8 +143,8 @@ def test_invalid_rows_are_ignored():
 def test_empty_gt():
     gt, valid, ignore = one_image([])
     priors = torch.tensor(PRIORS, dtype=torch.float32)
-    assert max_iou_assign(priors, gt, valid, ignore).tolist() == [[BG] * 4]
-    batch = max_iou_assign(
+    assert assign(priors, gt, valid, ignore).tolist() == [[BG] * 4]
+    batch = assign(
         priors, torch.zeros(3, 0, 4), torch.zeros(3, 0, dtype=bool), torch.zeros(3, 0, dtype=bool)
     )
     assert batch.tolist() == [[BG] * 4] * 3 and batch.dtype == torch.long
@@ -147,7 +152,7 @@ def test_empty_gt():
 
 def test_empty_priors():
     gt, valid, ignore = one_image([[0, 0, 10, 10]])
-    matched = max_iou_assign(torch.zeros(0, 4), gt, valid, ignore)
+    matched = assign(torch.zeros(0, 4), gt, valid, ignore)
     assert matched.shape == (1, 0) and matched.dtype == torch.long
 
 
@@ -160,7 +165,7 @@ def test_batch_of_different_images():
     gt = torch.tensor([[[0, 0, 10, 9], [30, 30, 40, 40]], [[0, 0, 16, 16], [0, 0, 0, 0]]])
     valid = torch.tensor([[True, True], [True, False]])
     ignore = torch.tensor([[False, False], [True, False]])
-    matched = max_iou_assign(priors, gt, valid, ignore)
+    matched = assign(priors, gt, valid, ignore)
     assert matched.tolist() == [[0, BG, BG, 1], [IG, BG, IG, BG]]
 
 
@@ -168,11 +173,11 @@ def test_bad_arguments():
     gt, valid, ignore = one_image([[0, 0, 10, 10]])
     priors = torch.tensor(PRIORS, dtype=torch.float32)
     with pytest.raises(ConfigError, match="neg_iou"):
-        max_iou_assign(priors, gt, valid, ignore, pos_iou=0.4, neg_iou=0.5)
-    with pytest.raises(ValueError, match="gt_boxes"):
-        max_iou_assign(priors, gt[0], valid, ignore)
+        assign(priors, gt, valid, ignore, pos_iou=0.4, neg_iou=0.5)
+    with pytest.raises(ValueError, match=r"target boxes must have shape \(B, G, 4\)"):
+        assign(priors, gt[0], valid, ignore)
     with pytest.raises(ValueError, match="priors"):
-        max_iou_assign(priors[:, :3], gt, valid, ignore)
+        assign(priors[:, :3], gt, valid, ignore)
 
 
 def test_match_quality_formulas():
@@ -295,12 +300,10 @@ def test_matches_slow_reference_on_crowds(seed, device):
         thresholds = dict(pos_iou=0.35, neg_iou=0.2, ignore_ioa=0.3)
     expected = reference_assign(priors, gt, valid, ignore, **thresholds)
     to = dict(device=device)
-    matched = max_iou_assign(
-        priors.to(**to), gt.to(**to), valid.to(**to), ignore.to(**to), **thresholds
-    )
+    matched = assign(priors.to(**to), gt.to(**to), valid.to(**to), ignore.to(**to), **thresholds)
     assert matched.device.type == device
     assert torch.equal(matched.cpu(), expected)
-    chunked = max_iou_assign(priors, gt, valid, ignore, max_elements=97, **thresholds)
+    chunked = assign(priors, gt, valid, ignore, max_elements=97, **thresholds)
     assert torch.equal(chunked, expected)
 
 
@@ -308,8 +311,8 @@ def test_500_people_chunked_equals_unchunked():
     rng = np.random.default_rng(7)
     priors = grid_priors(size=256, stride=8, scales=(8, 16, 32))
     gt, valid, ignore = crowded_batch(rng, num_images=2, num_gt=600, size=256, spread=40.0)
-    whole = max_iou_assign(priors, gt, valid, ignore, max_elements=2**30)
-    chunked = max_iou_assign(priors, gt, valid, ignore, max_elements=2**16)
+    whole = assign(priors, gt, valid, ignore, max_elements=2**30)
+    chunked = assign(priors, gt, valid, ignore, max_elements=2**16)
     assert torch.equal(whole, chunked)
     people = valid & ~ignore & (box_ops.area(gt) > 0)
     for b in range(2):
@@ -353,7 +356,7 @@ def scenes(draw):
 def test_every_person_gets_a_positive_when_priors_suffice(scene):
     priors, gt, valid, ignore = scene
     people = (valid & ~ignore & (box_ops.area(gt) > 0))[0]
-    matched = max_iou_assign(priors, gt, valid, ignore)[0]
+    matched = assign(priors, gt, valid, ignore)[0]
     positives = set(matched[matched >= 0].tolist())
     assert positives <= set(torch.nonzero(people).flatten().tolist())
     # Each matched person locks one prior of its own, so with more people than priors every prior
@@ -366,21 +369,21 @@ def test_every_person_gets_a_positive_when_priors_suffice(scene):
 def test_padding_with_invalid_rows_changes_nothing(scene, padding, padded_ignore):
     priors, gt, valid, ignore = scene
     pad = torch.tensor([padding], dtype=torch.float32)
-    padded = max_iou_assign(
+    padded = assign(
         priors,
         torch.cat([gt, pad], 1),
         torch.cat([valid, torch.zeros(1, len(padding), dtype=torch.bool)], 1),
         torch.cat([ignore, torch.full((1, len(padding)), padded_ignore)], 1),
     )
-    assert torch.equal(padded, max_iou_assign(priors, gt, valid, ignore))
+    assert torch.equal(padded, assign(priors, gt, valid, ignore))
 
 
 @PROPERTY
 @given(scenes(), st.sampled_from([1, 3, 7, 40]))
 def test_chunked_equals_unchunked(scene, max_elements):
     priors, gt, valid, ignore = scene
-    chunked = max_iou_assign(priors, gt, valid, ignore, max_elements=max_elements)
-    assert torch.equal(chunked, max_iou_assign(priors, gt, valid, ignore))
+    chunked = assign(priors, gt, valid, ignore, max_elements=max_elements)
+    assert torch.equal(chunked, assign(priors, gt, valid, ignore))
 
 
 @PROPERTY
@@ -395,8 +398,8 @@ def test_permuting_gt_permutes_the_assignment(seed, num_gt, num_priors):
     valid = torch.tensor(rng.random((2, num_gt)) < 0.8)
     ignore = torch.tensor(rng.random((2, num_gt)) < 0.2)
     perm = torch.tensor(rng.permutation(num_gt))
-    matched = max_iou_assign(priors, gt, valid, ignore)
-    permuted = max_iou_assign(priors, gt[:, perm], valid[:, perm], ignore[:, perm])
+    matched = assign(priors, gt, valid, ignore)
+    permuted = assign(priors, gt[:, perm], valid[:, perm], ignore[:, perm])
     # Entry g of the permuted targets is entry perm[g] of the original ones.
     mapped = torch.where(permuted >= 0, perm[permuted.clamp(min=0)], permuted)
     assert torch.equal(mapped, matched)

@@ -9,9 +9,9 @@ import pytest
 
 from crowdet.data.records import ImageRecord
 from crowdet.data.stats import (
+    count_overlap_pairs,
     dataset_stats,
     occlusion_levels,
-    overlap_pairs,
     plot_stats,
     visible_fraction,
 )
@@ -32,7 +32,7 @@ def slow_pairs(boxes, t):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_overlap_pairs_matches_slow_reference(seed):
+def test_count_overlap_pairs_matches_slow_reference(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 40))
     xy = rng.uniform(0, 100, (n, 2))
@@ -41,14 +41,17 @@ def test_overlap_pairs_matches_slow_reference(seed):
     boxes = np.concatenate([boxes, boxes[: n // 3] + rng.uniform(-2, 2, (n // 3, 4))])
     boxes = boxes.astype(np.float32)
     b64 = boxes.astype(np.float64)
-    assert overlap_pairs(boxes) == [slow_pairs(b64, 0.5), slow_pairs(b64, 0.7)]
+    assert count_overlap_pairs(boxes) == [slow_pairs(b64, 0.5), slow_pairs(b64, 0.7)]
 
 
-def test_overlap_pairs_hand_made():
+def test_count_overlap_pairs_hand_made():
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 8], [0, 0, 10, 6], [50, 50, 60, 60]], np.float32)
     # IoU(0,1) = 80/100 = 0.8, IoU(0,2) = 0.6, IoU(1,2) = 60/80 = 0.75, box 3 overlaps nothing
-    assert overlap_pairs(boxes) == [3, 2]
-    assert overlap_pairs(boxes[:1]) == [0, 0] and overlap_pairs(np.zeros((0, 4))) == [0, 0]
+    assert count_overlap_pairs(boxes) == [3, 2]
+    assert count_overlap_pairs(boxes[:1]) == [0, 0] and count_overlap_pairs(np.zeros((0, 4))) == [
+        0,
+        0,
+    ]
 
 
 def test_visible_fraction_and_levels():

@@ -13,7 +13,7 @@ from engine_helpers import TINY, state_of, tiny_config, tiny_overrides, train_cl
 
 from crowdet.cli import main as cli_main
 from crowdet.data.records import ImageRecord
-from crowdet.engine.evaluator import score_detections
+from crowdet.engine.model_eval import score_detections
 from crowdet.engine.trainer import Trainer
 from crowdet.errors import CrowdetError
 

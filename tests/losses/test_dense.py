@@ -1,12 +1,10 @@
 import math
-from functools import partial
 
 import torch
 
-from crowdet.assign.max_iou import max_iou_assign
-from crowdet.config import load_config
+from crowdet.config import MaxIoUAssignConfig, load_config
 from crowdet.losses.dense import DenseLoss
-from crowdet.models.build import build_detector
+from crowdet.models.build import build_assigner, build_detector
 from crowdet.models.coders import DeltaCoder
 from crowdet.structures import Batch, HeadOutput, Priors
 
@@ -36,12 +34,14 @@ def make_batch(boxes: list[list[list[float]]], ignore=None, size=64) -> Batch:
 
 
 def one_level(boxes: torch.Tensor) -> Priors:
-    return Priors(boxes, torch.full((len(boxes),), 8.0), [len(boxes)])
+    return Priors(boxes, [len(boxes)], torch.full((len(boxes),), 8.0))
 
 
 def test_focal_value_hand_computed():
     """One positive prior (on the GT) and one negative, logits 0 -> p = 0.5 for both."""
-    loss = DenseLoss(partial(max_iou_assign), focal_alpha=0.25, focal_gamma=2.0, box="giou")
+    loss = DenseLoss(
+        build_assigner(MaxIoUAssignConfig()), focal_alpha=0.25, focal_gamma=2.0, box="giou"
+    )
     priors = torch.tensor([[0.0, 0.0, 10.0, 20.0], [40.0, 40.0, 50.0, 60.0]])
     batch = make_batch([[[0.0, 0.0, 10.0, 20.0]]])
     out = loss(
@@ -54,7 +54,9 @@ def test_focal_value_hand_computed():
 
 
 def test_box_loss_normalised_by_positives():
-    loss = DenseLoss(partial(max_iou_assign), box="smooth_l1", box_weight=1.0, smooth_l1_beta=0.0)
+    loss = DenseLoss(
+        build_assigner(MaxIoUAssignConfig()), box="smooth_l1", box_weight=1.0, smooth_l1_beta=0.0
+    )
     priors = torch.tensor([[0.0, 0.0, 10.0, 20.0], [30.0, 0.0, 40.0, 20.0]])
     batch = make_batch([[[0.0, 0.0, 10.0, 20.0], [30.0, 0.0, 40.0, 20.0]]])
     deltas = torch.zeros(1, 2, 4)
@@ -78,7 +80,7 @@ def test_no_people_gives_finite_losses_and_gradients_everywhere():
 
 def test_ignore_only_image_has_no_negatives_under_the_region():
     """A region covering every prior: no positives, no negatives -> classification loss 0."""
-    loss = DenseLoss(partial(max_iou_assign))
+    loss = DenseLoss(build_assigner(MaxIoUAssignConfig()))
     priors = torch.tensor([[0.0, 0.0, 10.0, 20.0], [12.0, 0.0, 22.0, 20.0]])
     batch = make_batch([[[0.0, 0.0, 64.0, 64.0]]], ignore=[[True]])
     outputs = HeadOutput(torch.full((1, 2, 1), 3.0), torch.zeros(1, 2, 4))

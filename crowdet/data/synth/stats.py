@@ -9,19 +9,6 @@ from crowdet.data.records import ImageRecord
 HEIGHT_QUANTILES = (5, 25, 50, 75, 95)
 
 
-def overlap_pairs(fbox: np.ndarray, thresholds=(0.3, 0.5, 0.7)) -> list[int]:
-    """Number of person pairs whose full boxes (N, 4) xyxy overlap with IoU > each threshold."""
-    import torch  # imported here so that image workers never load torch
-
-    from crowdet.boxes import iou
-
-    if len(fbox) < 2:
-        return [0 for _ in thresholds]
-    b = torch.from_numpy(np.ascontiguousarray(fbox, np.float32))
-    upper = torch.triu(iou(b, b), diagonal=1)
-    return [int((upper > t).sum()) for t in thresholds]
-
-
 def summarize(records: list[ImageRecord], visible: list[np.ndarray]) -> dict:
     """Per-image statistics of annotated people (rows not flagged `ignore`).
 
@@ -29,9 +16,12 @@ def summarize(records: list[ImageRecord], visible: list[np.ndarray]) -> dict:
         records: one per image.
         visible: per image, (N,) visible share of each annotated person's in-frame silhouette.
     """
+    from crowdet.data.stats import count_overlap_pairs  # here: image workers never load torch
+
     n = max(len(records), 1)
     people = np.array([r.num_people for r in records], np.float64)
-    pairs = np.array([overlap_pairs(r.fbox[~r.ignore]) for r in records]).reshape(-1, 3)
+    counts = [count_overlap_pairs(r.fbox[~r.ignore], (0.3, 0.5, 0.7)) for r in records]
+    pairs = np.array(counts).reshape(-1, 3)
     heights = np.concatenate([r.fbox[~r.ignore, 3] - r.fbox[~r.ignore, 1] for r in records] or [[]])
     occ = np.concatenate([r.occ[~r.ignore] for r in records] or [[]])
     vis = np.concatenate(visible or [[]])
