@@ -4,13 +4,13 @@ an image gives the boxes evaluation gives for it."""
 import cv2
 import numpy as np
 import torch
-from crowdet.engine.model_eval import predict_loader
 
 from crowdet import Detector
 from crowdet.config import load_config
 from crowdet.data.preprocess import preprocess
 from crowdet.data.records import ImageRecord
 from crowdet.engine.data import build_dataset, eval_loader
+from crowdet.engine.model_eval import predict_loader
 from crowdet.models.build import build_detector
 
 TTA = ["postprocess.flip_test=true", "postprocess.test_scales=[1.0, 1.4]"]
