@@ -1,8 +1,8 @@
 """Reading config YAML: safe loading only, one-line errors naming the file (and line).
 
-The loader is PyYAML's SafeLoader (what `yaml.safe_load` uses: no `!!python` tags, nothing
-constructed but plain data) with one addition: a key given twice in one mapping is an error
-naming both lines, instead of the last value winning silently.
+Configs are read with `yaml.safe_load` (no `!!python` tags, nothing constructed but plain data),
+after one check on the composed node tree: a key given twice in one mapping is an error naming
+both lines, instead of the last value winning silently.
 """
 
 from __future__ import annotations
@@ -22,27 +22,36 @@ class DuplicateKeyError(Exception):
         self.key, self.line, self.first = key, line, first
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping holding the same key twice (`<<` merges may still
-    be overridden: a key written next to a merge is not a duplicate)."""
-
-    def construct_mapping(self, node, deep=False):
+def _check_unique_keys(root: yaml.Node) -> None:
+    """DuplicateKeyError for the first mapping of the composed YAML tree holding one key twice
+    (`<<` merges may still be overridden: a key written next to a merge is not a duplicate)."""
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:  # an alias refers to a node already checked
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict = {}
-            for key_node, _ in node.value:
+            for key_node, value_node in node.value:
+                stack.append(value_node)
                 if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
                     continue
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
+                key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
                 if key in seen:
-                    raise DuplicateKeyError(key, line, seen[key])
+                    raise DuplicateKeyError(key_node.value, line, seen[key])
                 seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def parse_yaml(text: str):
-    """yaml.safe_load(text), except that duplicate keys raise DuplicateKeyError."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    """yaml.safe_load(text), after a check on the composed tree (nothing constructed) that no
+    mapping holds a key twice (DuplicateKeyError)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        _check_unique_keys(root)
+    return yaml.safe_load(text)
 
 
 def _read_text(path: Path) -> str:
