@@ -68,6 +68,26 @@ def _read_gt(path: Path, images: Path | None):
     return records, id_map
 
 
+def _read_both(gt: Path, dt: Path, images: Path | None):
+    """(GT records, COCO id map or None, DetectionFile). An .odgt GT is read in a child process
+    beside the detections (a COCO GT first: its id map is needed to read the detections); a
+    problem in the GT is reported before one in the detections, as when read one after the other."""
+    from crowdet.evaluate.beside import Beside
+    from crowdet.evaluate.detfile import read_detections
+
+    if not gt.name.lower().endswith(".odgt"):
+        records, id_map = _read_gt(gt, images)
+        return records, id_map, read_detections(dt, id_map)
+    gt_job = Beside(_read_gt, gt, images)
+    try:
+        found = read_detections(dt, None)
+    except Exception:
+        gt_job.result()  # raises the GT's own problem first, if it has one
+        raise
+    records, id_map = gt_job.result()
+    return records, id_map, found
+
+
 def _fill_missing_sizes(records, sizes: dict) -> None:
     """Read image headers for the images whose size neither file gives."""
     missing = [r for r in records if r.image_id not in sizes and not (r.width and r.height)]
@@ -80,15 +100,15 @@ def _fill_missing_sizes(records, sizes: dict) -> None:
 
 def run(args) -> int:
     from crowdet.evaluate import evaluate, format_table, write_results
-    from crowdet.evaluate.detfile import read_detections
 
     _check_out(args.out)
-    records, id_map = _read_gt(args.gt, args.images)
-    found = read_detections(args.dt, id_map)
+    records, id_map, found = _read_both(args.gt, args.dt, args.images)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
     found.check([r.image_id for r in records], args.dt, args.strict)
     _fill_missing_sizes(records, found.sizes)
-    result = evaluate(records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech)
+    result = evaluate(
+        records, found.dets, args.box, found.sizes, not args.no_coco, args.caltech, parallel=True
+    )
     print(format_table(result))
     if args.out is not None:
         try:

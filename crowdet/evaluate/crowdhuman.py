@@ -160,8 +160,11 @@ class CrowdHumanScores:
     gt_rank: np.ndarray
 
 
-def crowdhuman_scores(pairs: Pairs, matched: np.ndarray) -> CrowdHumanScores:
-    """AP, MR^-2 and JI from the pairs of a set and its greedy matching (`greedy_match`)."""
+def crowdhuman_scores(
+    pairs: Pairs, matched: np.ndarray, ji_curve: np.ndarray | None = None
+) -> CrowdHumanScores:
+    """AP, MR^-2 and JI from the pairs of a set and its greedy matching (`greedy_match`);
+    `ji_curve`: the set's `jaccard_curve` when already computed (e.g. in another process)."""
     if pairs.num_dets == 0:
         logger.warning("no detections at all: AP 0, MR^-2 1, JI 0")
     if pairs.num_gt == 0:
@@ -170,7 +173,8 @@ def crowdhuman_scores(pairs: Pairs, matched: np.ndarray) -> CrowdHumanScores:
     dropped = ~is_tp & pairs.det_ignored
     curve = ranked_curve(pairs.det_score, is_tp, dropped, pairs.num_gt, pairs.num_images)
     mr_points = miss_rates_at_refs(curve)
-    ji_curve = jaccard_curve(pairs)
+    if ji_curve is None:
+        ji_curve = jaccard_curve(pairs)
     gt_rank = np.full(pairs.num_gt, -1, np.int64)
     tp_pos = np.flatnonzero(curve.tp)
     gt_rank[matched[curve.order[tp_pos]]] = tp_pos

@@ -10,6 +10,7 @@ import numpy as np
 
 from crowdet.data.records import BOX_KINDS, ImageRecord
 from crowdet.errors import CrowdetError
+from crowdet.evaluate.beside import Beside
 from crowdet.evaluate.breakdown import (
     HEIGHT_BINS,
     VISIBILITY_BINS,
@@ -17,7 +18,7 @@ from crowdet.evaluate.breakdown import (
     gt_attributes,
     miss_rate_breakdown,
 )
-from crowdet.evaluate.crowdhuman import JI_THRESHOLDS, MR_REFS, crowdhuman_scores
+from crowdet.evaluate.crowdhuman import JI_THRESHOLDS, MR_REFS, crowdhuman_scores, jaccard_curve
 from crowdet.evaluate.matching import ImageBoxes, build_pairs, clip_boxes, greedy_match
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def evaluate(
     sizes: dict[str, tuple[int, int]] | None = None,
     coco: bool = True,
     caltech: bool = False,
+    parallel: bool = False,
 ) -> EvalResult:
     """Evaluate detections against ground truth.
 
@@ -202,6 +204,8 @@ def evaluate(
             records' width/height otherwise.
         coco: also compute the COCO metrics (faster-coco-eval).
         caltech: also compute the Caltech/CityPersons MR^-2 setups.
+        parallel: compute the JI in a forked child process beside the rest (same result; for
+            a command-line evaluation on a multi-core machine, not inside training).
 
     Raises:
         CrowdetError: unknown box kind, duplicate GT IDs, detections for an ID not in the GT,
@@ -209,11 +213,14 @@ def evaluate(
     """
     check_inputs(gt, dets, box_kind)
     dets = {r.image_id: detections_of(r.image_id, dets) for r in gt if r.image_id in dets}
+    coco_job = Beside(_coco, gt, dets, box_kind, enabled=parallel) if coco else None
     images = [crowdhuman_image(r, dets, box_kind, image_size(r, sizes)) for r in gt]
     pairs = build_pairs(images)
-    scores = crowdhuman_scores(pairs, greedy_match(pairs))
-    curve = scores.curve
+    ji_job = Beside(jaccard_curve, pairs, enabled=parallel)
+    matched = greedy_match(pairs)
     visibility, heights = gt_attributes(gt, box_kind)
+    scores = crowdhuman_scores(pairs, matched, ji_job.result())
+    curve = scores.curve
     result = EvalResult(
         AP=scores.AP,
         MR=scores.MR,
@@ -233,12 +240,16 @@ def evaluate(
         occlusion=miss_rate_breakdown("visibility", visibility, scores, VISIBILITY_BINS),
         height=miss_rate_breakdown("height", heights, scores, HEIGHT_BINS),
     )
-    if coco:
-        from crowdet.evaluate.coco import coco_metrics
-
-        result.coco = coco_metrics(gt, dets, box_kind)
+    if coco_job is not None:
+        result.coco = coco_job.result()
     if caltech:
         from crowdet.evaluate.caltech import caltech_metrics
 
         result.caltech = caltech_metrics(gt, dets, box_kind)
     return result
+
+
+def _coco(gt: list[ImageRecord], dets: DetectionsByImage, box_kind: str) -> dict:
+    from crowdet.evaluate.coco import coco_metrics
+
+    return coco_metrics(gt, dets, box_kind)

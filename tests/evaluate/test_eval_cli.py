@@ -160,3 +160,17 @@ def test_eval_dets_warns_about_missing_lines_and_strict_refuses(files, capsys, c
     assert main([*args, "--strict"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp / 'cut.json'}" in err and "no detection line" in err and "--strict" in err
+
+
+def test_a_gt_problem_is_reported_before_a_detection_problem(files, capsys):
+    tmp, *_ = files
+    gt_lines = (tmp / "gt.odgt").read_text().splitlines()
+    gt_lines[1] = gt_lines[1][:-3]  # a truncated GT line (read in a child process)
+    (tmp / "bad_gt.odgt").write_text("\n".join(gt_lines) + "\n")
+    dt_lines = (tmp / "dt.json").read_text().splitlines()
+    dt_lines[3] = dt_lines[3][:-5]
+    (tmp / "bad_dt.json").write_text("\n".join(dt_lines) + "\n")
+    for dt in ("dt.json", "bad_dt.json"):
+        code = main(["eval-dets", "--gt", str(tmp / "bad_gt.odgt"), "--dt", str(tmp / dt)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"{tmp / 'bad_gt.odgt'}:2: malformed" in err[0]
