@@ -43,6 +43,8 @@ def run(args) -> int:
     shape = "x".join(map(str, report.input_shape))
     diffs = ", ".join(f"{k} {v:.2g}" for k, v in report.max_diff.items())
     print(f"exported {report.path} (input {shape}, float{'16' if args.half else '32'} network)")
+    same = "matching detections (float16 check)" if args.half else "same detections"
+    counts = ", ".join(map(str, report.detections))
     print(f"checked with onnxruntime on {report.check_source}: max |difference| {diffs}; "
-          f"same detections after NMS ({', '.join(map(str, report.detections))})")  # fmt: skip
+          f"{same} after NMS ({counts})")  # fmt: skip
     return 0

@@ -8,9 +8,12 @@ letterboxed so that they fit (the longer side min(H, W)) and padded to it.
 
 The check: onnxruntime (CPU provider) and PyTorch run the exported graph on real preprocessed
 images (`check_images`, else the first validation images of the checkpoint's config, else
-rendered synthetic crowds); the raw outputs must agree within `ATOL` (float16: `ATOL_HALF`) and
-the detections after crowdet's NMS must be the same. Otherwise CrowdetError, and the file is
-removed.
+rendered synthetic crowds); the raw outputs must agree within `ATOL` and the detections after
+crowdet's NMS must be the same. A float16 network's rounding differs between the two runtimes
+enough to move candidates across the score threshold and NMS ties, so there the raw outputs must
+agree within `ATOL_HALF` and every detection scoring at least `HALF_MIN_SCORE` must have one in
+the other run's detections overlapping it by IoU >= `HALF_MIN_IOU`. Otherwise CrowdetError, and
+no file is written.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ OPSET = 17
 ATOL = 1e-3  # largest absolute difference of any raw output, onnxruntime against PyTorch
 ATOL_HALF = 5e-2  # the same for a float16 network (compared with the float32 one)
 BOX_ATOL = 1e-2  # detections after NMS: box corners (original-image pixels) and scores
+HALF_MIN_SCORE, HALF_MIN_IOU = 0.1, 0.9  # float16: the detections that must be matched
 NUM_CHECK_IMAGES = 2
 
 
@@ -53,6 +57,7 @@ class ExportReport:
     max_diff: dict[str, float] = field(default_factory=dict)  # output name -> max |ORT - torch|
     detections: list[int] = field(default_factory=list)  # per check image, after NMS
     check_source: str = ""
+    half: bool = False
 
 
 def load_detector(checkpoint: str | Path):
@@ -182,7 +187,7 @@ def check_export(graph, path: Path, cfg: Config, images, atol: float) -> ExportR
     arrays, source = _check_arrays(images, cfg)
     engine = OnnxModel(path)
     batch = preprocess(arrays, cfg.data.input_size, cfg.data.size_divisor)
-    report = ExportReport(path, (), check_source=source)
+    report = ExportReport(path, (), check_source=source, half=engine.half)
     batches = [batch]
     if engine.fixed_size is None and len(arrays) > 1:
         batches += [preprocess([a], cfg.data.input_size, cfg.data.size_divisor) for a in arrays]
@@ -214,8 +219,9 @@ def _compare(graph, engine: OnnxModel, batch, cfg, atol: float, report: ExportRe
     kw = postprocess_kwargs(cfg)
     ref_dets = postprocess_decoded(*ref, batch.scales, **kw)
     got_dets = postprocess_decoded(*got, batch.scales, **kw)
+    same = matched_detections if report.half else same_detections
     for i, (a, b) in enumerate(zip(ref_dets, got_dets)):
-        if not same_detections(a, b):
+        if not same(a, b):
             raise CrowdetError(
                 f"{engine.path}: export check failed: image {i} has {len(b.scores)} detections "
                 f"after NMS with onnxruntime, {len(a.scores)} with PyTorch, or they differ; "
@@ -231,3 +237,15 @@ def same_detections(a, b, atol: float = BOX_ATOL) -> bool:
         and torch.allclose(a.boxes, b.boxes, atol=atol, rtol=0)
         and torch.allclose(a.scores, b.scores, atol=atol, rtol=0)
     )
+
+
+def matched_detections(a, b, min_score: float = HALF_MIN_SCORE, min_iou=HALF_MIN_IOU) -> bool:
+    """Every detection of a and of b scoring >= min_score overlaps one of the other's by IoU >=
+    min_iou (the float16 check)."""
+    from crowdet.boxes import iou
+
+    for x, y in ((a, b), (b, a)):
+        strong = x.boxes[x.scores >= min_score]
+        if len(strong) and (not len(y.boxes) or (iou(strong, y.boxes).amax(1) < min_iou).any()):
+            return False
+    return True
