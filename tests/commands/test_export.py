@@ -80,7 +80,8 @@ def test_fixed_size_graph_pads_and_detector_reads_onnx(tiny_run, tmp_path):
 
     ref = postprocess_decoded(scores_t, boxes_t, batch.scales, **postprocess_kwargs(cfg))[0]
     assert len(ref.scores) > 0 and len(scores) == len(ref.scores)
-    assert torch.allclose(boxes, ref.boxes, atol=1e-2) and torch.allclose(scores, ref.scores, atol=1e-4)
+    assert torch.allclose(boxes, ref.boxes, atol=1e-2)
+    assert torch.allclose(scores, ref.scores, atol=1e-4)
     assert boxes[:, 2].max() <= image.shape[1] + 1e-3  # original-image pixels
 
 
@@ -120,8 +121,8 @@ def test_every_head_exports(head, tmp_path):
 
 def test_export_cli_and_detect_with_the_onnx(dynamic_onnx, tiny_run, tmp_path, capsys):
     out = tmp_path / "det"
-    code = main(["detect", "--checkpoint", str(dynamic_onnx[0]),
-                 str(tiny_run[0] / "Images" / "synth_val_000001.jpg"), "--out", str(out)])  # fmt: skip
+    image = tiny_run[0] / "Images" / "synth_val_000001.jpg"
+    code = main(["detect", "--checkpoint", str(dynamic_onnx[0]), str(image), "--out", str(out)])
     assert code == 0
     lines = (out / "detections.odgt").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["ID"] == "synth_val_000001"
@@ -131,8 +132,10 @@ def test_export_cli_and_detect_with_the_onnx(dynamic_onnx, tiny_run, tmp_path, c
     ("make", "expected"),
     [
         (lambda p: p.write_bytes(b"\x00garbage"), "not a readable checkpoint"),
-        (lambda p: torch.save({"model": {"x": torch.zeros(1)}, "config": {}}, p),
-         "the weights do not fit the model"),  # fmt: skip
+        (
+            lambda p: torch.save({"model": {"x": torch.zeros(1)}, "config": {}}, p),
+            "the weights do not fit the model",
+        ),  # fmt: skip
     ],
 )
 def test_bad_checkpoints_are_one_line(make, expected, tmp_path, capsys):
