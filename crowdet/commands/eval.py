@@ -53,7 +53,7 @@ def evaluate_checkpoint(cfg, state: dict, checkpoint: Path, out: Path, caltech: 
     model = build_detector(cfg)
     load_weights(model, state, checkpoint, cfg)
     model.to(device)
-    D.ensure_dataset(cfg)
+    D.ensure_dataset(cfg, ("val",))
     records = D.load_records(cfg, "val")
     D.check_split_images(cfg, "val", records)  # none readable: an error, not empty metrics
     loader = D.eval_loader(cfg, D.build_dataset(cfg, records, train=False))

@@ -48,20 +48,23 @@ def ann_path(cfg: Config, split: str) -> Path:
     return p if p.is_absolute() else Path(d.root) / p
 
 
-def ensure_dataset(cfg: Config) -> None:
+def ensure_dataset(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> None:
     """Generate the synthetic dataset under data.root when data.synth is set and the folder is
-    missing, empty, or an unfinished generation. A user's folder is never written into."""
+    missing, empty, or an unfinished generation. A user's folder is never written into.
+    `splits`: the annotation files needed (evaluation: val only)."""
     root = Path(cfg.data.root)
-    if ann_path(cfg, "train").exists() and ann_path(cfg, "val").exists():
+    if all(ann_path(cfg, split).exists() for split in splits):
         return
     from crowdet.data.synth.generate import MARKER
 
     ours = not root.exists() or not any(root.iterdir()) or (root / MARKER).exists()
     if cfg.data.synth is None or not ours:
-        train, val = ann_path(cfg, "train"), ann_path(cfg, "val")
+        names = " / ".join(str(ann_path(cfg, split)) for split in splits)
+        fmt = cfg.data.format
+        layout = "CrowdHuman layout" if fmt == "odgt" else f"the usual data.format={fmt} layout"
         raise CrowdetError(
-            f"data.root={root}: no {train} / {val} (set data.root to a dataset in the "
-            f"layout of data.format={cfg.data.format}, or data.train_ann / data.val_ann)"
+            f"data.root={root}: no {names} (set data.root to a dataset in {layout}, or "
+            "data.train_ann / data.val_ann)"
         )
     from crowdet.data.synth import generate_dataset
 
