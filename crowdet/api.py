@@ -27,9 +27,7 @@ class Detector:
     >>> boxes, scores = det("photo.jpg")   # boxes (N, 4) xyxy, scores (N,), original pixels
     """
 
-    def __init__(
-        self, model, cfg: Config, device: str | torch.device = "cpu", half: bool = False
-    ):
+    def __init__(self, model, cfg: Config, device: str | torch.device = "cpu", half: bool = False):
         """model: a DenseDetector, or any object with its `predict(batch)` (an OnnxModel);
         half: float16 autocast (CUDA only)."""
         self.cfg, self.device = cfg, torch.device(device)

@@ -43,10 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--conf", type=float, default=0.0,
                    help="keep only detections scoring at least this, in every output")  # fmt: skip
-    p.add_argument("--format", choices=("odgt", "coco"), default="odgt",
-                   help="detections file: CrowdHuman result lines or a COCO results list")
-    p.add_argument("--save-txt", action="store_true",
-                   help="also DIR/labels/<ID>.txt: `x1 y1 x2 y2 score` per detection")
+    p.add_argument(
+        "--format",
+        choices=("odgt", "coco"),
+        default="odgt",
+        help="detections file: CrowdHuman result lines or a COCO results list",
+    )
+    p.add_argument(
+        "--save-txt",
+        action="store_true",
+        help="also DIR/labels/<ID>.txt: `x1 y1 x2 y2 score` per detection",
+    )
     p.add_argument(
         "--no-tta", action="store_true",
         help="one pass at the input size, without the checkpoint config's test-time "

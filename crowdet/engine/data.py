@@ -58,7 +58,7 @@ def ensure_dataset(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> N
     from crowdet.data.synth.generate import MARKER
 
     ours = not root.exists() or not any(root.iterdir()) or (root / MARKER).exists()
-    if cfg.data.synth is None or not ours:
+    if cfg.data.synth is None or not ours or cfg.data.format != "odgt":
         names = " / ".join(str(ann_path(cfg, split)) for split in splits)
         fmt = cfg.data.format
         layout = "CrowdHuman layout" if fmt == "odgt" else f"the usual data.format={fmt} layout"
