@@ -162,3 +162,13 @@ def test_bad_imgsz_names_the_option(tiny_run, tmp_path, capsys):
                  "--out", str(tmp_path / "m.onnx"), "--imgsz", "100"])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--imgsz 100" in err and "data.size_divisor=32" in err
+
+
+def test_an_out_folder_is_one_line(tiny_run, tmp_path, capsys):
+    code = main(["export", "--checkpoint", str(tiny_run[1] / "last.pt"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert (
+        code == 2
+        and err
+        == f"crowdet export: error: --out {tmp_path}: is a folder; name the .onnx file to write"
+    )

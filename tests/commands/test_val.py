@@ -70,3 +70,15 @@ def test_val_errors_are_one_line(tiny_run, tmp_path, capsys):
         assert main([*argv, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_validation_during_training_reports_the_caltech_setups(tiny_run, tmp_path):
+    from crowdet.config import load_config
+    from crowdet.engine.trainer import Trainer
+
+    overrides = [f"data.root={tiny_run[0]}", "train.threads=1", "train.vis_images=0"]
+    cfg = load_config(TINY, [*overrides, "train.max_iters=1", "eval.caltech=true"])
+    metrics = Trainer(cfg, tmp_path / "run").train()
+    assert set(metrics["caltech"]) == {"Reasonable", "Small", "Heavy", "All"}
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert logged["caltech"] == metrics["caltech"]
