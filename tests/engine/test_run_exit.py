@@ -4,6 +4,7 @@ folder or a checkpoint and continues in that checkpoint's own run folder."""
 import os
 import signal
 
+import pytest
 from engine_helpers import TINY, state_of, stop_after, tiny_overrides
 
 from crowdet.cli import main
@@ -23,6 +24,7 @@ def test_exit_codes_are_128_plus_the_signal():
     assert stop_exit_code(None) == 143  # a stop agreed from another rank's SIGTERM
 
 
+@pytest.mark.slow
 def test_stop_saves_plots_and_resume_of_the_folder_continues_in_it(
     tmp_path, tiny_data, monkeypatch, capsys
 ):
@@ -43,6 +45,7 @@ def test_stop_saves_plots_and_resume_of_the_folder_continues_in_it(
         assert (run / "plots" / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_resume_of_a_checkpoint_continues_in_its_run_folder(tmp_path, tiny_data, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
