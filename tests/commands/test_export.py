@@ -172,3 +172,24 @@ def test_an_out_folder_is_one_line(tiny_run, tmp_path, capsys):
         and err
         == f"crowdet export: error: --out {tmp_path}: is a folder; name the .onnx file to write"
     )
+
+
+def test_half_export_is_checked_by_matched_detections(tiny_run, tmp_path):
+    out = tmp_path / "half.onnx"
+    report = export_onnx(tiny_run[1] / "last.pt", out, dynamic=True, half=True)
+    assert OnnxModel(out).half and report.half
+    assert report.max_diff["scores"] < onnx_export.ATOL_HALF and sum(report.detections) > 0
+
+
+def test_matched_detections_needs_an_overlapping_partner():
+    from crowdet.deploy.onnx_export import matched_detections
+    from crowdet.structures import Detections
+
+    def dets(boxes, scores):
+        boxes, scores = torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores)
+        return Detections(boxes, scores, torch.zeros(len(scores), dtype=torch.int64))
+
+    a = dets([[0, 0, 10, 20], [50, 50, 60, 70]], [0.9, 0.05])
+    shifted = dets([[0.2, 0, 10.2, 20]], [0.88])  # IoU 0.96 with the first; the weak one absent
+    moved = dets([[2, 0, 12, 20]], [0.9])  # IoU 8/12 = 0.67
+    assert matched_detections(a, shifted) and not matched_detections(a, moved)
