@@ -1,4 +1,8 @@
-"""The Python API: `Detector.from_checkpoint(path)(image) -> (boxes, scores)`."""
+"""The Python API: `Detector.from_checkpoint(path)(image) -> (boxes, scores)`.
+
+`path` is a training checkpoint (.pt: PyTorch) or a file of `crowdet export` (.onnx:
+onnxruntime, its CPU provider on device "cpu", CUDA's on "cuda").
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from crowdet.config import Config
 from crowdet.data.images import read_image
 from crowdet.data.preprocess import preprocess
 from crowdet.engine.checkpoint import load_checkpoint
-from crowdet.engine.weights import checkpoint_config, load_weights
+from crowdet.engine.weights import checkpoint_config, load_weights, with_overrides
+from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector
 
 
@@ -22,23 +27,57 @@ class Detector:
     >>> boxes, scores = det("photo.jpg")   # boxes (N, 4) xyxy, scores (N,), original pixels
     """
 
-    def __init__(self, model: torch.nn.Module, cfg: Config, device: str | torch.device = "cpu"):
+    def __init__(self, model, cfg: Config, device: str | torch.device = "cpu", half: bool = False):
+        """model: a DenseDetector, or any object with its `predict(batch)` (an OnnxModel);
+        half: float16 autocast (CUDA only)."""
         self.cfg, self.device = cfg, torch.device(device)
-        self.model = model.to(self.device).eval()
+        if half and self.device.type != "cuda":
+            raise CrowdetError(
+                f"half precision needs a CUDA device (got device {self.device}); on the CPU "
+                "run in float32 (drop --half)"
+            )
+        self.half = half
+        if isinstance(model, torch.nn.Module):
+            model = model.to(self.device).eval()
+        self.model = model
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        tta: bool = True,
+        half: bool = False,
+        overrides: list[str] | None = None,
     ) -> Detector:
         """tta=False: one pass at the input size, whatever test-time augmentation the
-        checkpoint's config asks for (postprocess.test_scales, flip_test); faster on video."""
+        checkpoint's config asks for (postprocess.test_scales, flip_test); faster on video.
+        overrides: `key=value` on the checkpoint's config (data.input_size=640,
+        postprocess.score_threshold=0.3). A `.onnx` file runs in onnxruntime (one pass)."""
+        if Path(path).suffix.lower() == ".onnx":
+            return cls._from_onnx(path, device, half, overrides)
         state = load_checkpoint(path)
-        cfg = checkpoint_config(state, path)
+        cfg = with_overrides(checkpoint_config(state, path), overrides or [], path)
         if not tta:
             cfg.postprocess.flip_test, cfg.postprocess.test_scales = False, [1.0]
         model = build_detector(cfg)
         load_weights(model, state, path, cfg)
-        return cls(model, cfg, device)
+        return cls(model, cfg, device, half)
+
+    @classmethod
+    def _from_onnx(cls, path, device, half: bool, overrides) -> Detector:
+        from crowdet.deploy.onnx_engine import OnnxModel
+
+        if half:
+            raise CrowdetError(
+                f"{path}: --half applies to PyTorch checkpoints; export with `crowdet export "
+                "--half` for a float16 ONNX model"
+            )
+        on_cuda = torch.device(device).type == "cuda"
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if on_cuda else None
+        model = OnnxModel(path, providers, threads=torch.get_num_threads())
+        model.cfg = with_overrides(model.cfg, overrides or [], path)
+        return cls(model, model.cfg, "cpu")
 
     @torch.no_grad()
     def predict(self, images: list[np.ndarray | str | Path]):
@@ -46,7 +85,9 @@ class Detector:
         arrays = [read_image(im) if isinstance(im, str | Path) else im for im in images]
         size, divisor = self.cfg.data.input_size, self.cfg.data.size_divisor
         batch = preprocess(arrays, size, divisor).to(self.device)
-        return [(d.boxes.cpu(), d.scores.cpu()) for d in self.model.predict(batch)]
+        with torch.autocast("cuda", torch.float16, enabled=self.half):
+            dets = self.model.predict(batch)
+        return [(d.boxes.float().cpu(), d.scores.float().cpu()) for d in dets]
 
     def __call__(self, image: np.ndarray | str | Path):
         return self.predict([image])[0]

@@ -19,11 +19,13 @@ COMMANDS = {
     "synth": "synth",
     "train": "train",
     "eval": "eval",
+    "val": "val",
     "eval-dets": "eval_dets",
     "convert": "convert",
     "check-data": "check_data",
     "show": "show",
     "detect": "detect",
+    "export": "export",
     "info": "info",
 }
 

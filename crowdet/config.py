@@ -59,9 +59,16 @@ class SynthConfig(Section):
 
 class DataConfig(Section):
     root: str = "data/synth-demo"  # dataset in CrowdHuman layout
-    train_ann: str = "annotation_train.odgt"  # relative to root unless absolute
+    # annotation format of train_ann / val_ann, read by crowdet.data's reader of that format:
+    # odgt | coco | ecp | citypersons | widerperson (crowdet.engine.data.FORMAT_LAYOUTS)
+    format: Literal["odgt", "coco", "ecp", "citypersons", "widerperson"] = "odgt"
+    # annotation files (folders for ecp) relative to root unless absolute; left at these odgt
+    # names with another format, the format's usual layout (FORMAT_LAYOUTS) is used
+    train_ann: str = "annotation_train.odgt"
     val_ann: str = "annotation_val.odgt"
-    images: str = "Images"  # image folder relative to root
+    # image folder relative to root ("Images"; with another format left at "Images", the
+    # format's usual folder)
+    images: str = "Images"
     box: Literal["full", "visible", "head"] = "full"  # which box kind to train on
     # generate a synthetic set when data.root does not exist (null: never)
     synth: SynthConfig | None = Field(default_factory=SynthConfig)
@@ -267,6 +274,9 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     box: Literal["full", "visible", "head"] | None = None  # default: data.box
     coco: bool = True  # also compute COCO AP through faster-coco-eval
+    # also the Caltech / CityPersons MR^-2 setups (Reasonable, Small, Heavy, All) in eval, val
+    # and the validation during training
+    caltech: bool = False
     batch_size: int = Field(16, ge=1)
 
 

@@ -21,6 +21,9 @@ class WholeImage:
         h, w = image.shape[:2]
         return torch.tensor([[0.0, 0.0, w, h]]), torch.tensor([0.9])
 
+    def predict(self, images):
+        return [self(image) for image in images]
+
 
 @pytest.fixture(autouse=True)
 def fake_detector(monkeypatch):

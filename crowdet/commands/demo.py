@@ -36,8 +36,10 @@ def run(args) -> int:
     data_time = time.perf_counter() - start
     trainer = Trainer(cfg, out / "train")
     if trainer.train() is None:
-        print(f"stopped; continue with: crowdet train {config} --out {trainer.run_dir} --resume")
-        return 130
+        from crowdet.commands.train import stop_exit_code
+
+        print(f"stopped; continue with: crowdet train {config} --resume {trainer.run_dir}")
+        return stop_exit_code(trainer.stop_signal)
     train_time = time.perf_counter() - start - data_time
     result, dets = trainer.last_eval
     files = write_results(result, out)

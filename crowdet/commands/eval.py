@@ -1,4 +1,8 @@
-"""`crowdet eval CONFIG --checkpoint CKPT [key=value ...] [--out DIR]`."""
+"""`crowdet eval CONFIG --checkpoint CKPT [key=value ...] [--out DIR] [--caltech]`.
+
+Writes DIR/metrics.json, the plots and DIR/detections.odgt (CrowdHuman result lines).
+`crowdet val CKPT` does the same with the config the checkpoint holds.
+"""
 
 from __future__ import annotations
 
@@ -13,41 +17,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--checkpoint", required=True, type=Path, help="a .pt written by training")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
+    add_caltech_argument(p)
+
+
+def add_caltech_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--caltech", action="store_true",
+        help="also the Caltech/CityPersons MR^-2 setups (Reasonable, Small, Heavy, All); "
+        "the same as eval.caltech=true",
+    )  # fmt: skip
 
 
 def run(args) -> int:
     from crowdet.config import load_config
-    from crowdet.engine import data as D
     from crowdet.engine.checkpoint import load_checkpoint
+
+    cfg = load_config(args.config, args.overrides)
+    state = load_checkpoint(args.checkpoint)
+    return evaluate_checkpoint(cfg, state, args.checkpoint, args.out, args.caltech)
+
+
+def evaluate_checkpoint(cfg, state: dict, checkpoint: Path, out: Path, caltech: bool) -> int:
+    """Build the model of `cfg`, load the checkpoint's weights, score it on cfg's val set and
+    write metrics.json, plots and detections.odgt into `out`; print the table."""
+    from crowdet.engine import data as D
     from crowdet.engine.model_eval import evaluate_model
     from crowdet.engine.trainer import resolve_device
     from crowdet.engine.weights import load_weights
     from crowdet.evaluate import format_table, write_results
+    from crowdet.evaluate.detfile import write_crowdhuman_dets
     from crowdet.models.build import build_detector
 
-    cfg = load_config(args.config, args.overrides)
-    state = load_checkpoint(args.checkpoint)
+    cfg.eval.caltech = cfg.eval.caltech or caltech
     device = resolve_device(cfg.train.device)
     model = build_detector(cfg)
-    load_weights(model, state, args.checkpoint, cfg)
+    load_weights(model, state, checkpoint, cfg)
     model.to(device)
-    D.ensure_dataset(cfg)
+    D.ensure_dataset(cfg, ("val",))
     records = D.load_records(cfg, "val")
     D.check_split_images(cfg, "val", records)  # none readable: an error, not empty metrics
     loader = D.eval_loader(cfg, D.build_dataset(cfg, records, train=False))
     box = cfg.eval.box or cfg.data.box
-    result, _ = evaluate_model(model, loader, records, device, box, cfg.eval.coco, progress=True)
-    files = write_results(result, args.out)
+    result, dets = evaluate_model(
+        model, loader, records, device, box, cfg.eval.coco, True, cfg.eval.caltech
+    )
+    files = write_results(result, out)
+    sizes = {r.image_id: (r.width, r.height) for r in records if r.image_id in dets}
+    files["detections"] = out / "detections.odgt"
+    write_crowdhuman_dets(files["detections"], dets, sizes)
     print(format_table(result))
-    if result.skipped_images:
-        shown = ", ".join(result.skipped_images[:5])
-        more = (
-            f" and {len(result.skipped_images) - 5} more" if len(result.skipped_images) > 5 else ""
-        )
-        print(
-            f"  {len(result.skipped_images)} unreadable image(s) scored with no detections, "
-            f"their people as missed: {shown}{more}"
-        )
+    _print_skipped(result.skipped_images)
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0
+
+
+def _print_skipped(skipped: list[str]) -> None:
+    if skipped:
+        shown = ", ".join(skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(
+            f"  {len(skipped)} unreadable image(s) scored with no detections, "
+            f"their people as missed: {shown}{more}"
+        )

@@ -2,6 +2,15 @@
 
 `--out` naming a folder that already holds a run is refused unless `--resume` (continue it) or
 `--overwrite` (start over in it: its checkpoints, config and logs are removed first).
+`--resume` takes a run folder (its last.pt) or a checkpoint, and continues in that checkpoint's
+run folder unless `--out` names another.
+
+Exit status: 0 when the run ends (max_iters, time limit, early stop); after a stop by SIGINT or
+SIGTERM, once last.pt is saved, 128 + the signal number: 130 (SIGINT) and 143 (SIGTERM), what
+`timeout`, SLURM's requeue and Kubernetes read as "terminated by that signal", so a scheduler can
+tell an interrupted run (requeue it with --resume) from a finished one; 2 for a user error.
+The plots (RUN/plots/: precision-recall, MR-FPPI, JI, miss rate breakdowns of the latest
+validation, validation predictions, training curves) are written at the end and on a stop.
 
 Under torchrun (`torchrun --nproc-per-node N -m crowdet train ...`) each process joins the
 process group from torchrun's environment variables. When torchrun restarts the workers
@@ -60,8 +69,20 @@ def _resume_path(args, run_dir: Path) -> Path | None:
         log.info("torchrun restart %d: continuing from %s", dist.restart_count(), last)
         return last
     if args.resume:
-        return Path(args.resume)
+        return _resume_checkpoint(Path(args.resume))
     return last if args.resume is not None else None
+
+
+def _resume_checkpoint(path: Path) -> Path:
+    """--resume's checkpoint: the path itself, or a run folder's last.pt."""
+    from crowdet.errors import CrowdetError
+
+    if path.is_dir():
+        last = path / "last.pt"
+        if not (last.is_file() or (path / "last.pt.prev").is_file()):
+            raise CrowdetError(f"--resume {path}: a folder without last.pt (not a run folder)")
+        return last
+    return path
 
 
 def _run_dir(args, cfg) -> Path:
@@ -71,6 +92,8 @@ def _run_dir(args, cfg) -> Path:
 
     if args.out is not None:
         return args.out
+    if args.resume:  # continue in the checkpoint's own run folder
+        return _resume_checkpoint(Path(args.resume)).parent
     if args.resume == "":
         raise CrowdetError("--resume without a checkpoint needs --out RUN (the run to continue)")
     if dist.max_restarts() > 0:
@@ -118,9 +141,34 @@ def _train(args, cfg, info, device) -> int:
     metrics = trainer.train()
     if metrics is None:  # stopped by a signal and saved: a late Ctrl-C must not end in a
         atexit.register(_ignore_stop_signals)  # traceback from an exit hook (first to run)
-    if metrics is not None and info.is_main:
+    if info.is_main:
+        _write_plots(trainer)
+    if metrics is None:
+        if info.is_main:
+            print(f"stopped at iteration {trainer.iter}; continue with --resume {run_dir}")
+        return stop_exit_code(trainer.stop_signal)
+    if info.is_main:
         print(f"run folder: {run_dir}")
         print(
             f"CrowdHuman AP {metrics['AP']:.4f}  MR^-2 {metrics['MR']:.4f}  JI {metrics['JI']:.4f}"
         )
     return 0
+
+
+def stop_exit_code(signum: int | None) -> int:
+    """128 + the signal that stopped the run (130 SIGINT, 143 SIGTERM), as a shell reports a
+    process killed by it."""
+    return 128 + int(signum or signal.SIGTERM)
+
+
+def _write_plots(trainer) -> None:
+    """RUN/plots/; a plotting failure is logged, never the end of a saved run."""
+    from crowdet.engine.run_plots import write_run_plots
+
+    try:
+        paths = write_run_plots(trainer, trainer.run_dir / "plots")
+    except Exception as e:  # matplotlib / disk: the checkpoints are already written
+        log.warning("could not write the plots to %s: %s", trainer.run_dir / "plots", e)
+        return
+    if paths:
+        log.info("plots: %s", trainer.run_dir / "plots")

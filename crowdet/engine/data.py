@@ -23,25 +23,48 @@ from crowdet.errors import CrowdetError
 log = logging.getLogger(__name__)
 
 
+# data.format -> its usual layout under data.root: (train annotations, val annotations, images);
+# used for the keys left at the odgt defaults. "{split}" in the images folder is the split's name
+# (CityPersons keeps leftImg8bit/train/<city>/...); None: the reader finds the images itself
+# (ECP: labels/ -> img/).
+FORMAT_LAYOUTS = {
+    "odgt": ("annotation_train.odgt", "annotation_val.odgt", "Images"),
+    "coco": ("annotations/train.json", "annotations/val.json", "images"),
+    "ecp": ("ECP/day/labels/train", "ECP/day/labels/val", None),
+    "citypersons": ("anno_train.mat", "anno_val.mat", "leftImg8bit/{split}"),
+    "widerperson": ("train.txt", "val.txt", "Images"),
+}
+_ODGT_TRAIN, _ODGT_VAL, _ODGT_IMAGES = FORMAT_LAYOUTS["odgt"]
+
+
 def ann_path(cfg: Config, split: str) -> Path:
-    name = cfg.data.train_ann if split == "train" else cfg.data.val_ann
+    """The split's annotation file (folder for ECP): data.train_ann / val_ann under data.root,
+    or the usual one of data.format when the key holds the odgt default."""
+    d = cfg.data
+    name, default = (d.train_ann, _ODGT_TRAIN) if split == "train" else (d.val_ann, _ODGT_VAL)
+    if name == default and d.format != "odgt":
+        name = FORMAT_LAYOUTS[d.format][0 if split == "train" else 1]
     p = Path(name)
-    return p if p.is_absolute() else Path(cfg.data.root) / p
+    return p if p.is_absolute() else Path(d.root) / p
 
 
-def ensure_dataset(cfg: Config) -> None:
+def ensure_dataset(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> None:
     """Generate the synthetic dataset under data.root when data.synth is set and the folder is
-    missing, empty, or an unfinished generation. A user's folder is never written into."""
+    missing, empty, or an unfinished generation. A user's folder is never written into.
+    `splits`: the annotation files needed (evaluation: val only)."""
     root = Path(cfg.data.root)
-    if ann_path(cfg, "train").is_file() and ann_path(cfg, "val").is_file():
+    if all(ann_path(cfg, split).exists() for split in splits):
         return
     from crowdet.data.synth.generate import MARKER
 
     ours = not root.exists() or not any(root.iterdir()) or (root / MARKER).exists()
-    if cfg.data.synth is None or not ours:
+    if cfg.data.synth is None or not ours or cfg.data.format != "odgt":
+        names = " / ".join(str(ann_path(cfg, split)) for split in splits)
+        fmt = cfg.data.format
+        layout = "CrowdHuman layout" if fmt == "odgt" else f"the usual data.format={fmt} layout"
         raise CrowdetError(
-            f"data.root={root}: no {cfg.data.train_ann} / {cfg.data.val_ann} there "
-            "(set data.root to a dataset in CrowdHuman layout)"
+            f"data.root={root}: no {names} (set data.root to a dataset in {layout}, or "
+            "data.train_ann / data.val_ann)"
         )
     from crowdet.data.synth import generate_dataset
 
@@ -50,15 +73,36 @@ def ensure_dataset(cfg: Config) -> None:
     generate_dataset(root, s.train, s.val, preset=s.preset, seed=s.seed)
 
 
-def images_dir(cfg: Config) -> Path:
-    images = Path(cfg.data.images)
-    return images if images.is_absolute() else Path(cfg.data.root) / images
+def images_dir(cfg: Config, split: str = "val") -> Path | None:
+    """The split's image folder: data.images under data.root ("{split}" replaced), or the usual
+    one of data.format when data.images holds the default; None: the reader's own."""
+    d = cfg.data
+    name = d.images
+    if name == _ODGT_IMAGES and d.format != "odgt":
+        name = FORMAT_LAYOUTS[d.format][2]
+    if name is None:
+        return None
+    images = Path(name.replace("{split}", split))
+    return images if images.is_absolute() else Path(d.root) / images
+
+
+def read_split(cfg: Config, split: str) -> tuple[list[ImageRecord], ReadReport]:
+    """The split's annotations read by data.format's reader (odgt: crowdet.data.odgt)."""
+    path, images, strict = ann_path(cfg, split), images_dir(cfg, split), cfg.data.strict
+    if cfg.data.format == "odgt":
+        return read_odgt_report(path, images_dir=images, strict=strict)
+    from crowdet.data.convert import read_annotations
+
+    if not path.exists():
+        fmt = cfg.data.format
+        raise CrowdetError(f"{path}: no such file (data.{split}_ann, data.format={fmt})")
+    return read_annotations(path, cfg.data.format, images, strict)
 
 
 def load_records_report(cfg: Config, split: str) -> tuple[list[ImageRecord], ReadReport]:
     """The split's records (at most data.max_images) and the ReadReport of its file."""
     path = ann_path(cfg, split)
-    records, report = read_odgt_report(path, images_dir=images_dir(cfg), strict=cfg.data.strict)
+    records, report = read_split(cfg, split)
     if cfg.data.max_images:
         records = records[: cfg.data.max_images]
         report.found = len(records)
@@ -73,7 +117,8 @@ def load_records(cfg: Config, split: str) -> list[ImageRecord]:
 
 def check_split_images(cfg: Config, split: str, records: list[ImageRecord]) -> dict[str, str]:
     """check_images for one split: {image ID: message} of the images missing on disk."""
-    return check_images(records, ann_path(cfg, split), images_dir(cfg), cfg.data.strict)
+    folder = images_dir(cfg, split) or ann_path(cfg, split)
+    return check_images(records, ann_path(cfg, split), folder, cfg.data.strict)
 
 
 def build_dataset(cfg: Config, records: list[ImageRecord], train: bool) -> CrowdDataset:

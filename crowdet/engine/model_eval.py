@@ -60,7 +60,9 @@ def _unread_size(record) -> tuple[int, int]:
     return max(1, math.ceil(boxes[:, 2].max())), max(1, math.ceil(boxes[:, 3].max()))
 
 
-def score_detections(records, dets: dict, sizes: dict, box_kind="full", coco=True, unread=None):
+def score_detections(
+    records, dets: dict, sizes: dict, box_kind="full", coco=True, unread=None, caltech=False
+):
     """crowdet.evaluate.EvalResult of `dets` against the records that were predicted, and the
     `unread` ones {image_id: message}: images that could not be read keep their ground truth
     (missed, with no detections), with one warning, and are listed in `skipped_images`."""
@@ -82,12 +84,14 @@ def score_detections(records, dets: dict, sizes: dict, box_kind="full", coco=Tru
             "people as missed (first: image %r, %s)",
             len(skipped), people, skipped[0].image_id, unread[skipped[0].image_id],
         )  # fmt: skip
-    result = evaluate(scored, dets, box_kind=box_kind, sizes=sizes, coco=coco)
+    result = evaluate(scored, dets, box_kind=box_kind, sizes=sizes, coco=coco, caltech=caltech)
     result.skipped_images = [r.image_id for r in skipped]
     return result
 
 
-def evaluate_model(model, loader, records, device, box_kind="full", coco=True, progress=False):
+def evaluate_model(
+    model, loader, records, device, box_kind="full", coco=True, progress=False, caltech=False
+):
     """Detections on `loader` scored against `records` -> (EvalResult, detections)."""
     dets, sizes, unread = predict_loader(model, loader, device, progress)
-    return score_detections(records, dets, sizes, box_kind, coco, unread), dets
+    return score_detections(records, dets, sizes, box_kind, coco, unread, caltech), dets

@@ -24,7 +24,9 @@ def validate(trainer) -> dict:
     metrics = None
     if t.is_main:
         box = cfg.eval.box or cfg.data.box
-        result = score_detections(t.val_records, dets, sizes, box, cfg.eval.coco, unread)
+        result = score_detections(
+            t.val_records, dets, sizes, box, cfg.eval.coco, unread, cfg.eval.caltech
+        )
         metrics = result.to_json()
         t.last_eval = (result, dets)
         t.logger.evaluation(t.epoch, t.iter, t.last_losses, metrics, t._lr())

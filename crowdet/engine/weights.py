@@ -123,3 +123,15 @@ def load_weights(
             path,
             _named(differences),
         )
+
+
+def with_overrides(cfg: Config, overrides: list[str], source: str | Path) -> Config:
+    """`cfg` with `key=value` overrides applied (as on the command line), validated."""
+    if not overrides:
+        return cfg
+    from crowdet.config import drop_foreign_keys, merge, parse_overrides, switched_variants
+
+    data = config_to_dict(cfg)
+    extra = parse_overrides(overrides)
+    data = merge(drop_foreign_keys(Config, data, switched_variants(Config, data, extra)), extra)
+    return config_from_dict(data, f"{source} (its config) + overrides")

@@ -296,3 +296,22 @@ def write_crowdhuman_dets(
             s = np.asarray(scores, np.float64).reshape(-1).tolist()
             obj["dtboxes"] = [{"box": x, "score": v, "tag": 1} for x, v in zip(xywh, s)]
             f.write(json.dumps(obj) + "\n")
+
+
+def write_coco_results(
+    path: str | os.PathLike, dets: dict[str, tuple[np.ndarray, np.ndarray]], category_id: int = 1
+) -> None:
+    """Write a COCO results list, atomically: one `{"image_id", "category_id", "bbox": [x, y,
+    w, h], "score"}` per detection; image_id is the image ID (an integer when it is one)."""
+    items = []
+    for image_id, (boxes, scores) in dets.items():
+        key = int(image_id) if image_id.isdigit() else image_id
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1).tolist()
+        s = np.asarray(scores, np.float64).reshape(-1).tolist()
+        items += [
+            {"image_id": key, "category_id": category_id, "bbox": x, "score": v}
+            for x, v in zip(xywh, s)
+        ]
+    with atomic_open(path, "w") as f:
+        json.dump(items, f)

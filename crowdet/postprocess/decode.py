@@ -55,6 +55,40 @@ def postprocess(
     candidates around it (`box_voting`)."""
     bsz, _, num_classes = passes[0].outputs.cls_logits.shape
     parts = [_pass_candidates(p, coder, score_threshold, pre_nms_topk) for p in passes]
+    return select_detections(
+        parts, bsz, num_classes, scales, iou_threshold, max_dets, nms, soft_sigma, vote_iou
+    )
+
+
+def postprocess_decoded(
+    scores: torch.Tensor,
+    boxes: torch.Tensor,
+    scales: torch.Tensor,
+    score_threshold: float = 0.05,
+    pre_nms_topk: int = 1000,
+    iou_threshold: float = 0.5,
+    max_dets: int = 500,
+    nms: str = "hard",
+    soft_sigma: float = 0.5,
+    vote_iou: float = 0.0,
+) -> list[Detections]:
+    """The post-processing of `postprocess` on outputs already decoded (an exported model's):
+    scores (B, A, C) probabilities (`dense_scores`), boxes (B, A, 4) xyxy in network-input
+    pixels clipped to each image, scales (B,) -> one Detections per image in original-image
+    pixels. One pass (no test-time augmentation)."""
+    bsz, _, num_classes = scores.shape
+    top, img_idx, prior_idx, labels = _top_candidates(scores, score_threshold, pre_nms_topk)
+    parts = [(top, boxes[img_idx, prior_idx], labels, img_idx)]
+    return select_detections(
+        parts, bsz, num_classes, scales, iou_threshold, max_dets, nms, soft_sigma, vote_iou
+    )
+
+
+def select_detections(
+    parts, bsz, num_classes, scales, iou_threshold, max_dets, nms, soft_sigma, vote_iou
+) -> list[Detections]:
+    """Candidates (scores, boxes, labels, image index) of one or more passes -> NMS over the
+    batch, best max_dets per image, mapped to original-image pixels."""
     sc, boxes, labels, img_idx = (torch.cat(column) for column in zip(*parts))
     groups = img_idx * num_classes + labels
     if nms == "soft":
@@ -79,34 +113,49 @@ def postprocess(
     return [Detections(b, s, c) for b, s, c in parts]
 
 
+def dense_scores(outputs: HeadOutput) -> torch.Tensor:
+    """(B, A, C) detection probabilities of a head's outputs: the class probabilities. The one
+    place where a head's extra score outputs (objectness, centerness, IoU quality) would join
+    them, for the PyTorch post-processing and the exported graph alike."""
+    return outputs.cls_logits.sigmoid()
+
+
 def _pass_candidates(p: PassOutput, coder, score_threshold: float, pre_nms_topk: int):
     """`_candidates` of one pass, in the network input's pixels."""
     out = p.outputs
     sc, boxes, labels, img_idx = _candidates(
-        out.cls_logits, out.box_regression, p.priors, p.image_sizes, coder,
-        score_threshold, pre_nms_topk,
-    )  # fmt: skip
+        out, p.priors, p.image_sizes, coder, score_threshold, pre_nms_topk
+    )
     boxes = boxes_to_input(boxes, p.image_sizes[img_idx, 1], p.resize, p.mirrored)
     return sc, boxes, labels, img_idx
 
 
-def _candidates(
-    cls_logits, box_regression, priors, image_sizes, coder, score_threshold, pre_nms_topk
-):
+def _candidates(outputs: HeadOutput, priors, image_sizes, coder, score_threshold, pre_nms_topk):
     """The best pre_nms_topk (prior, class) of each image above score_threshold, decoded by the
     coder and clipped to the image -> scores (N,), boxes (N, 4), labels (N,), image index (N,)."""
-    bsz, _, num_classes = cls_logits.shape
-    scores = cls_logits.sigmoid().flatten(1)  # (B, A*C)
-    k = min(pre_nms_topk, scores.shape[1])
-    top_scores, top_idx = scores.topk(k, dim=1)  # (B, k)
+    scores = dense_scores(outputs)
+    top, img_idx, prior_idx, labels = _top_candidates(scores, score_threshold, pre_nms_topk)
+    boxes = coder.decode(priors[prior_idx], outputs.box_regression[img_idx, prior_idx])
+    return top, clip_to_images(boxes, image_sizes[img_idx]), labels, img_idx
+
+
+def _top_candidates(scores: torch.Tensor, score_threshold: float, pre_nms_topk: int):
+    """scores (B, A, C) -> the best pre_nms_topk (prior, class) of each image above
+    score_threshold: their scores, image index, prior index and label (N,) each."""
+    bsz, _, num_classes = scores.shape
+    flat_scores = scores.flatten(1)  # (B, A*C)
+    k = min(pre_nms_topk, flat_scores.shape[1])
+    top_scores, top_idx = flat_scores.topk(k, dim=1)  # (B, k)
     keep = top_scores > score_threshold
     img_idx = torch.arange(bsz, device=scores.device)[:, None].expand(bsz, k)[keep]
     flat = top_idx[keep]
-    prior_idx, labels = flat // num_classes, flat % num_classes
-    boxes = coder.decode(priors[prior_idx], box_regression[img_idx, prior_idx])
-    hw = image_sizes[img_idx].to(boxes.dtype)
-    boxes = torch.minimum(boxes.clamp(min=0), hw[:, [1, 0, 1, 0]])
-    return top_scores[keep], boxes, labels, img_idx
+    return top_scores[keep], img_idx, flat // num_classes, flat % num_classes
+
+
+def clip_to_images(boxes: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
+    """boxes (..., 4) xyxy clipped to [0, w] x [0, h] of image_sizes (..., 2) (h, w)."""
+    hw = image_sizes.to(boxes.dtype)
+    return torch.minimum(boxes.clamp(min=0), hw[..., [1, 0, 1, 0]])
 
 
 def _cap_per_image(kept: torch.Tensor, img: torch.Tensor, max_dets: int) -> torch.Tensor:

@@ -38,7 +38,7 @@ def test_resume_continues_exactly(tmp_path, tiny_data, monkeypatch, case):
     assert straight["iter"] == MAX_ITERS
 
     stop_after(monkeypatch, stop)
-    assert train_cli(tiny_data, tmp_path / "run", *extra) == 0
+    assert train_cli(tiny_data, tmp_path / "run", *extra) == 143  # 128 + SIGTERM
     half = state_of(tmp_path / "run" / "last.pt")
     accumulate = 2 if "train.accumulate=2" in extra else 1
     consumed = stop * accumulate  # batches
@@ -57,7 +57,7 @@ def test_truncated_last_checkpoint_resumes_from_the_previous_one(
     extra += ["train.log_interval=1", "train.eval_interval=1"]
     assert train_cli(tiny_data, tmp_path / "straight", *extra) == 0
     stop_after(monkeypatch, 5)  # saves at 2, 4, then 5 on the stop: last.pt 5, last.pt.prev 4
-    assert train_cli(tiny_data, tmp_path / "run", *extra) == 0
+    assert train_cli(tiny_data, tmp_path / "run", *extra) == 143
     monkeypatch.undo()
     last = tmp_path / "run" / "last.pt"
     assert state_of(previous_path(last))["iter"] == 4
