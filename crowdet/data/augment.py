@@ -106,7 +106,8 @@ def affine_matrix(
     h, w = size
     centre = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]])
     a, s = math.radians(degrees), scale
-    rotate = np.array([[s * math.cos(a), s * math.sin(a), 0], [-s * math.sin(a), s * math.cos(a), 0], [0, 0, 1]])  # fmt: skip
+    cos, sin = s * math.cos(a), s * math.sin(a)
+    rotate = np.array([[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]])
     tx, ty = (math.tan(math.radians(v)) for v in shear)
     sheared = np.array([[1, tx, 0], [ty, 1, 0], [0, 0, 1]])
     back = np.array([[1, 0, w / 2 + move[0] * w], [0, 1, h / 2 + move[1] * h], [0, 0, 1]])
@@ -120,7 +121,9 @@ class RandomAffine:
 
     strong = True
 
-    def __init__(self, p, scale=(0.5, 1.5), translate=0.1, degrees=0.0, shear=2.0, min_visible=0.25):
+    def __init__(
+        self, p, scale=(0.5, 1.5), translate=0.1, degrees=0.0, shear=2.0, min_visible=0.25
+    ):
         self.p, self.scale, self.translate = p, tuple(scale), translate
         self.degrees, self.shear, self.min_visible = degrees, shear, min_visible
 
@@ -218,7 +221,8 @@ class CopyPaste:
         n = int(rng.integers(1, min(self.max_people, len(rows)) + 1))
         pick = rng.choice(len(rows), n, replace=False)
         image = sample.image.copy()
-        inside = (0, 0, min(other.image.shape[1], image.shape[1]), min(other.image.shape[0], image.shape[0]))
+        (H, W), (h, w) = image.shape[:2], other.image.shape[:2]
+        inside = (0, 0, min(w, W), min(h, H))
         for i in pick:
             x1, y1, x2, y2 = rects[i].tolist()
             image[y1:y2, x1:x2] = other.image[y1:y2, x1:x2]

@@ -123,5 +123,6 @@ def box_minus_rect(boxes: np.ndarray, rect) -> np.ndarray:
     hi = np.where(exists[..., None], strips[..., 2:], -np.inf).max(1)
     out = np.concatenate([lo, hi], 1).astype(np.float32)
     out[~exists.any(1)] = np.nan
-    overlap = (np.minimum(x2, px2) > np.maximum(x1, px1)) & (np.minimum(y2, py2) > np.maximum(y1, py1))
+    across = np.minimum(x2, px2) > np.maximum(x1, px1)
+    overlap = across & (np.minimum(y2, py2) > np.maximum(y1, py1))
     return np.where(overlap[:, None], out, boxes)

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from crowdet.config import Config
+from crowdet.data.augment import strong_transforms
 from crowdet.data.cache import ImageCache
 from crowdet.data.collate import collate
 from crowdet.data.dataset import CrowdDataset, SampleSource
 from crowdet.data.odgt import read_odgt_report
-from crowdet.data.augment import strong_transforms
 from crowdet.data.pipeline import eval_transforms, resize_transform, train_transforms
 from crowdet.data.records import ImageRecord
 from crowdet.data.report import ReadReport
