@@ -12,8 +12,8 @@ the record has no visible box (its head box where it has neither).
   (its boxes stay): a sliver of a person is neither a positive nor a negative.
 - An ignore region is cut to the window and removed when nothing of it is left.
 - A pasted person occludes the others: their visible (and head) boxes shrink to the box enclosing
-  what remains uncovered; the same two rules then apply to what remains. Full boxes are amodal
-  and stay.
+  what remains uncovered (strips under a pixel wide do not count); the same two rules then apply
+  to the area that remains. Full boxes are amodal and stay.
 
 Training then clips every box to the final image and drops boxes smaller than
 data.min_box_size (`crowdet.data.sample.choose_targets`).
@@ -27,6 +27,8 @@ import numpy as np
 
 from crowdet.data.sample import Sample
 from crowdet.data.transforms import box_area, box_minus_rect, clip_to_window
+
+PIXEL = 1.0  # what a pasted person leaves of a box in strips thinner than this is not visible
 
 
 def seen_boxes(boxes: dict[str, np.ndarray]) -> np.ndarray:
@@ -63,10 +65,12 @@ def occlude(sample: Sample, rect, min_visible: float) -> Sample:
     people = ~sample.ignore
     seen = seen_boxes(sample.boxes)
     before = box_area(seen)
-    after = np.where(people, before - _overlap_area(seen, rect), before)
+    hidden = np.isnan(box_minus_rect(seen, rect, PIXEL)).any(1) & np.isfinite(seen).all(1)
+    after = np.where(hidden, 0.0, before - _overlap_area(seen, rect))
+    after = np.where(people, after, before)
     boxes = dict(sample.boxes)
     for kind in ("visible", "head"):
-        moved = box_minus_rect(sample.boxes[kind], rect)
+        moved = box_minus_rect(sample.boxes[kind], rect, PIXEL)
         boxes[kind] = np.where(people[:, None], moved, sample.boxes[kind])
     return _apply_rule(sample, boxes, before, after, min_visible)
 

@@ -104,9 +104,10 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fil
     )  # fmt: skip
 
 
-def box_minus_rect(boxes: np.ndarray, rect) -> np.ndarray:
+def box_minus_rect(boxes: np.ndarray, rect, min_side: float = 0.0) -> np.ndarray:
     """(N, 4) xyxy: the box enclosing what remains of each box once the (x1, y1, x2, y2) `rect`
-    covers it (the box itself when they do not overlap; NaN when it is covered whole)."""
+    covers it (the box itself when they do not overlap; NaN when it is covered whole). A strip
+    left beside the rect narrower than `min_side` does not count as remaining."""
     x1, y1, x2, y2 = boxes.T
     px1, py1, px2, py2 = rect
     strips = np.stack(
@@ -118,7 +119,8 @@ def box_minus_rect(boxes: np.ndarray, rect) -> np.ndarray:
         ],
         1,
     )  # (N, 4 strips, 4)
-    exists = (strips[..., 2] > strips[..., 0]) & (strips[..., 3] > strips[..., 1])
+    sides = strips[..., 2:] - strips[..., :2]
+    exists = (sides > 0).all(-1) & (sides >= min_side).all(-1)
     lo = np.where(exists[..., None], strips[..., :2], np.inf).min(1)
     hi = np.where(exists[..., None], strips[..., 2:], -np.inf).max(1)
     out = np.concatenate([lo, hi], 1).astype(np.float32)
