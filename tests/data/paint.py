@@ -121,7 +121,8 @@ def _colours(owner) -> dict[str, list[int]]:
 
 def check(sample: Sample, tol: float = 2.0, amodal: bool = False) -> int:
     """Assert every row's boxes (clipped to the image) match the pixels of its owner within
-    `tol` pixels (tol > 0: an interpolated image, compared on the interior pixels), that a region of an ignore colour is an ignore row and that every visible
+    `tol` pixels (tol > 0: an interpolated image, compared on the interior pixels), that a
+    region of an ignore colour is an ignore row and that every visible
     region of 8+ pixels lies in some row's visible box -> the number of rows checked. amodal:
     full boxes need only contain their pixels (pasted people cover others' full boxes)."""
     lab = labels(sample.image, interior=tol > 0)

@@ -11,6 +11,8 @@ from paint import Source, check, labels, scene
 from crowdet.data.augment import CopyPaste, Mosaic, RandomAffine, RandomCrop
 from crowdet.data.pipeline import HFlip, KeepRatio, Letterbox, run_transforms
 
+rng = np.random.default_rng
+
 
 def test_the_scenes_pass_their_own_check():
     for k in range(4):
@@ -35,43 +37,35 @@ def test_the_check_fails_for_a_wrong_box():
 )
 def test_resizes(transform):
     for k in range(4):
-        out = transform(scene(k), np.random.default_rng(k))
+        out = transform(scene(k), rng(k))
         assert check(out, tol=2.5) == 5
 
 
 def test_flip_is_exact():
     for k in range(4):
-        assert check(HFlip(1.0)(scene(k), np.random.default_rng(0)), tol=0) == 5
+        assert check(HFlip(1.0)(scene(k), rng(0)), tol=0) == 5
 
 
 def test_keep_ratio_sizes():
     s = scene(0, h=120, w=160)
     assert KeepRatio(90, 1000)(s, None).image.shape[:2] == (90, 120)
     assert KeepRatio(200, 230)(s, None).image.shape[:2] == (172, 230)  # longer side capped
-    sizes = {
-        KeepRatio(90, 1000, sizes=[60, 90])(s, np.random.default_rng(i)).image.shape[0]
-        for i in range(20)
-    }
+    sizes = {KeepRatio(90, 1000, sizes=[60, 90])(s, rng(i)).image.shape[0] for i in range(20)}
     assert sizes == {60, 90}
-    sides = {
-        Letterbox(320, sizes=[64, 96])(s, np.random.default_rng(i)).image.shape[1]
-        for i in range(20)
-    }
+    sides = {Letterbox(320, sizes=[64, 96])(s, rng(i)).image.shape[1] for i in range(20)}
     assert sides == {64, 96}
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_affine(seed):
     t = RandomAffine(1.0, scale=(0.6, 1.4), translate=0.15, degrees=8, shear=4, min_visible=0.0)
-    out = t(scene(seed % 4, seed=seed), np.random.default_rng(seed))
+    out = t(scene(seed % 4, seed=seed), rng(seed))
     assert check(out, tol=4.0) >= 1
 
 
 def test_affine_identity_keeps_pixels_and_boxes():
     s = scene(1)
-    out = RandomAffine(1.0, scale=(1, 1), translate=0, degrees=0, shear=0)(
-        s, np.random.default_rng(0)
-    )
+    out = RandomAffine(1.0, scale=(1, 1), translate=0, degrees=0, shear=0)(s, rng(0))
     assert np.array_equal(out.image, s.image)
     for k in s.boxes:
         np.testing.assert_allclose(out.boxes[k], s.boxes[k], atol=1e-4)
@@ -80,18 +74,14 @@ def test_affine_identity_keeps_pixels_and_boxes():
 @pytest.mark.parametrize("seed", range(6))
 def test_mosaic(seed):
     source = Source([scene(k, h=100 + 10 * k, w=150 - 10 * k, seed=seed) for k in range(4)])
-    out = Mosaic(source, [], 1.0, min_visible=0.0)(
-        source.load(seed % 4), np.random.default_rng(seed)
-    )
+    out = Mosaic(source, [], 1.0, min_visible=0.0)(source.load(seed % 4), rng(seed))
     assert out.image.shape == source.load(seed % 4).image.shape
     assert check(out, tol=0.0) >= 1
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_crop(seed):
-    out = RandomCrop(1.0, (0.4, 0.8), min_visible=0.0)(
-        scene(seed % 4, seed=seed), np.random.default_rng(seed)
-    )
+    out = RandomCrop(1.0, (0.4, 0.8), min_visible=0.0)(scene(seed % 4, seed=seed), rng(seed))
     assert out.image.shape == (120, 160, 3)
     assert check(out, tol=3.0) >= 1
 
@@ -100,9 +90,7 @@ def test_random_crop(seed):
 def test_copy_paste_occludes(seed):
     source = Source([scene(k, seed=seed + 10) for k in (1, 2, 3)])  # colours apart from 0's
     target = scene(0, seed=seed)
-    out = CopyPaste(source, [], 1.0, max_people=4, min_visible=0.0)(
-        target, np.random.default_rng(seed)
-    )
+    out = CopyPaste(source, [], 1.0, max_people=4, min_visible=0.0)(target, rng(seed))
     assert len(out) > len(target) - 4
     assert check(out, tol=0.0, amodal=True) >= 1
 
@@ -118,9 +106,7 @@ def test_copy_paste_shrinks_the_visible_box_of_the_person_under_it():
     other.boxes["head"][0] = np.nan
     keep = np.arange(5) == 0
     source = Source([other.take(keep)])
-    out = CopyPaste(source, [], 1.0, max_people=1, min_visible=0.0)(
-        target, np.random.default_rng(0)
-    )
+    out = CopyPaste(source, [], 1.0, max_people=1, min_visible=0.0)(target, rng(0))
     np.testing.assert_allclose(out.boxes["visible"][0], [v[0], v[1], mid, v[3]])
     np.testing.assert_allclose(out.boxes["full"][0], target.boxes["full"][0])  # amodal
     assert len(out) == 6 and not out.ignore[0]
@@ -137,7 +123,7 @@ def test_composition_with_interpolation(seed):
         RandomAffine(0.7, (0.7, 1.3), 0.1, 5, 3, 0.0),
         HFlip(0.5),
     ]
-    out = run_transforms(transforms, source.load(0), np.random.default_rng(seed))
+    out = run_transforms(transforms, source.load(0), rng(seed))
     assert check(out, tol=4.0) >= 1
 
 
@@ -152,7 +138,7 @@ def test_composition_exact(seed):
         CopyPaste(Source(source.samples[3:]), [], 0.7, 3, 0.0),  # each other's
         HFlip(0.5),
     ]
-    out = run_transforms(transforms, source.load(0), np.random.default_rng(seed))
+    out = run_transforms(transforms, source.load(0), rng(seed))
     assert check(out, tol=0.0, amodal=True) >= 1
 
 
