@@ -34,14 +34,15 @@ from crowdet.data.transforms import (
 Transform = Callable[[Sample, np.random.Generator | None], Sample]
 
 
-def _rescaled(sample: Sample, scale: float) -> Sample:
-    """The sample resized by `scale` (aspect kept), every box kind alike."""
+def _rescaled(sample: Sample, scale: float, fast: bool = False) -> Sample:
+    """The sample resized by `scale` (aspect kept), every box kind alike (fast: see
+    `resize_image`)."""
     if scale == 1.0:
         return sample
     factor = np.float32(scale)
     return replace(
         sample,
-        image=resize_image(sample.image, scale),
+        image=resize_image(sample.image, scale, fast),
         boxes=sample.map_boxes(lambda b: b * factor),
         scale=sample.scale * scale,
     )
@@ -56,24 +57,29 @@ def _pick(sizes: Sequence[int], default: int, rng: np.random.Generator | None) -
 class Letterbox:
     """Resize so the longer side is `size` pixels (or one of `sizes`, drawn per sample), times a
     random factor drawn from `jitter` (low, high) when given: the scale jitter is part of the one
-    resize, so pixels are interpolated once."""
+    resize, so pixels are interpolated once. fast: linear interpolation also when shrinking."""
 
     def __init__(
-        self, size: int, jitter: tuple[float, float] | None = None, sizes: Sequence[int] = ()
+        self,
+        size: int,
+        jitter: tuple[float, float] | None = None,
+        sizes: Sequence[int] = (),
+        fast: bool = False,
     ):
-        self.size, self.jitter, self.sizes = size, jitter, list(sizes)
+        self.size, self.jitter, self.sizes, self.fast = size, jitter, list(sizes), fast
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None) -> Sample:
         size = _pick(self.sizes, self.size, rng)
         scale = letterbox_scale(*sample.image.shape[:2], size)
         if self.jitter is not None:
             scale *= rng.uniform(*self.jitter)
-        return _rescaled(sample, scale)
+        return _rescaled(sample, scale, self.fast)
 
 
 class KeepRatio:
     """Resize so the shorter side is `min_size` pixels (or one of `sizes`, drawn per sample) and
-    the longer side at most `max_size`, times a random factor drawn from `jitter` when given."""
+    the longer side at most `max_size`, times a random factor drawn from `jitter` when given;
+    fast: linear interpolation also when shrinking."""
 
     def __init__(
         self,
@@ -81,9 +87,10 @@ class KeepRatio:
         max_size: int,
         jitter: tuple[float, float] | None = None,
         sizes: Sequence[int] = (),
+        fast: bool = False,
     ):
         self.min_size, self.max_size, self.jitter = min_size, max_size, jitter
-        self.sizes = list(sizes)
+        self.sizes, self.fast = list(sizes), fast
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None) -> Sample:
         short = _pick(self.sizes, self.min_size, rng)
@@ -127,12 +134,13 @@ def resize_transform(
     max_size: int = 1400,
     jitter: tuple[float, float] | None = None,
     sizes: Sequence[int] = (),
+    fast: bool = False,
 ) -> Transform:
     """data.resize: "letterbox" (longer side input_size) or "keep_ratio" (shorter side
-    min_size, longer side at most max_size); `sizes` and `jitter` for training."""
+    min_size, longer side at most max_size); `sizes`, `jitter` and `fast` for training."""
     if resize == "keep_ratio":
-        return KeepRatio(min_size, max_size, jitter, sizes)
-    return Letterbox(input_size, jitter, sizes)
+        return KeepRatio(min_size, max_size, jitter, sizes, fast)
+    return Letterbox(input_size, jitter, sizes, fast)
 
 
 def eval_transforms(

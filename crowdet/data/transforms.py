@@ -14,13 +14,14 @@ def letterbox_scale(height: int, width: int, size: int) -> float:
     return size / max(height, width)
 
 
-def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
-    """Resize by `scale` (aspect kept): INTER_AREA when shrinking, INTER_LINEAR when enlarging."""
+def resize_image(image: np.ndarray, scale: float, fast: bool = False) -> np.ndarray:
+    """Resize by `scale` (aspect kept): INTER_AREA when shrinking, INTER_LINEAR when enlarging;
+    fast: INTER_LINEAR always (about 5x faster when shrinking; YOLOv5 trains so)."""
     if scale == 1.0:
         return image
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if scale < 1 and not fast else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp)
 
 
