@@ -252,3 +252,14 @@ def test_source_load_is_not_changed_by_the_transforms(tmp_path):
     assert np.array_equal(before.image, after.image)
     for k in before.boxes:
         np.testing.assert_array_equal(before.boxes[k], after.boxes[k])
+
+
+def test_preprocess_keep_ratio_as_evaluation():
+    from crowdet.data.preprocess import preprocess
+
+    image = np.zeros((90, 120, 3), np.uint8)
+    batch = preprocess([image], 320, 32, "keep_ratio", 60, 100)
+    assert batch.image_sizes.tolist() == [[60, 80]] and batch.images.shape[-2:] == (64, 96)
+    assert batch.scales.tolist() == pytest.approx([60 / 90])
+    capped = preprocess([image], 320, 32, "keep_ratio", 90, 100)  # 90 / 90 would make 120 wide
+    assert capped.image_sizes.tolist() == [[75, 100]]
