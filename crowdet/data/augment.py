@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -136,8 +135,7 @@ class RandomAffine:
         move = rng.uniform(-self.translate, self.translate, 2)
         size = sample.image.shape[:2]
         m = affine_matrix(size, s, angle, shear, move)
-        moved = replace(
-            sample,
+        moved = sample.evolve(
             image=warp_image(sample.image, m, size, FILL),
             boxes=sample.map_boxes(lambda b: affine_boxes(b, m)),
             scale=sample.scale * s,
@@ -180,8 +178,8 @@ class RandomCrop:
         fx, fy = W / (x2 - x1), H / (y2 - y1)
         image = cv2.resize(sample.image[y1:y2, x1:x2], (W, H), interpolation=cv2.INTER_LINEAR)
         factor = np.array([fx, fy, fx, fy], np.float32)
-        return replace(
-            kept, image=image, boxes=kept.map_boxes(lambda b: b * factor), scale=sample.scale * fx
+        return kept.evolve(
+            image=image, boxes=kept.map_boxes(lambda b: b * factor), scale=sample.scale * fx
         )
 
 
@@ -229,7 +227,7 @@ class CopyPaste:
             sample = occlude(sample, (x1, y1, x2, y2), self.min_visible)
             person = cut(other.take(np.arange(len(other)) == rows[i]), inside, 0.0)
             sample = join(sample, [person], image)
-        return replace(sample, image=image)
+        return sample.evolve(image=image)
 
 
 def strong_transforms(source, resize: Transform, a) -> list[Transform]:

@@ -21,8 +21,6 @@ data.min_box_size (`crowdet.data.sample.choose_targets`).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from crowdet.data.sample import Sample
@@ -48,7 +46,7 @@ def _apply_rule(sample: Sample, boxes: dict, before: np.ndarray, after: np.ndarr
     weak = ~sample.ignore & ~gone & (kept < min_visible)
     head = boxes["head"]
     head[~(box_area(head) > 0)] = np.nan
-    return replace(sample, boxes=boxes, ignore=sample.ignore | weak).take(~gone)
+    return sample.evolve(boxes=boxes, ignore=sample.ignore | weak).take(~gone)
 
 
 def cut(sample: Sample, window, min_visible: float) -> Sample:
@@ -85,15 +83,14 @@ def _overlap_area(boxes: np.ndarray, rect) -> np.ndarray:
 def shift(sample: Sample, dx: float, dy: float) -> Sample:
     """Every box kind moved by (dx, dy) pixels (the image stays)."""
     offset = np.array([dx, dy, dx, dy], np.float32)
-    return replace(sample, boxes=sample.map_boxes(lambda b: b + offset))
+    return sample.evolve(boxes=sample.map_boxes(lambda b: b + offset))
 
 
 def join(sample: Sample, others: list[Sample], image: np.ndarray) -> Sample:
     """`sample` on `image` with the rows of `others` (already in `image`'s pixels) after its own."""
     parts = [sample, *others]
     boxes = {k: np.concatenate([p.boxes[k] for p in parts]) for k in sample.boxes}
-    return replace(
-        sample,
+    return sample.evolve(
         image=image,
         boxes=boxes,
         ignore=np.concatenate([p.ignore for p in parts]),
