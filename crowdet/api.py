@@ -83,8 +83,9 @@ class Detector:
     def predict(self, images: list[np.ndarray | str | Path]):
         """Images (BGR arrays or paths) -> list of (boxes (N, 4) xyxy, scores (N,)) tensors."""
         arrays = [read_image(im) if isinstance(im, str | Path) else im for im in images]
-        size, divisor = self.cfg.data.input_size, self.cfg.data.size_divisor
-        batch = preprocess(arrays, size, divisor).to(self.device)
+        d = self.cfg.data
+        batch = preprocess(arrays, d.input_size, d.size_divisor, d.resize, d.min_size, d.max_size)
+        batch = batch.to(self.device)
         with torch.autocast("cuda", torch.float16, enabled=self.half):
             dets = self.model.predict(batch)
         return [(d.boxes.float().cpu(), d.scores.float().cpu()) for d in dets]

@@ -72,8 +72,13 @@ class DataConfig(Section):
     box: Literal["full", "visible", "head"] = "full"  # which box kind to train on
     # generate a synthetic set when data.root does not exist (null: never)
     synth: SynthConfig | None = Field(default_factory=SynthConfig)
+    # letterbox: the longer side becomes input_size (the demo); keep_ratio: the shorter side
+    # becomes min_size with the longer side at most max_size (the CrowdHuman recipes: 800 / 1400)
+    resize: Literal["letterbox", "keep_ratio"] = "letterbox"
     # longest image side after the letterbox resize (pixels): a positive multiple of size_divisor
     input_size: int = Field(320, gt=0)
+    min_size: int = Field(800, gt=0)  # keep_ratio: shorter side (pixels)
+    max_size: int = Field(1400, gt=0)  # keep_ratio: longer side at most (pixels)
     size_divisor: int = Field(32, ge=1)  # batches are padded to a multiple of this
     min_box_size: float = Field(2.0, ge=0.0)  # training boxes smaller than this: dropped
     workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
@@ -94,17 +99,48 @@ class DataConfig(Section):
         return self
 
 
+Side = Annotated[float, Field(gt=0.0, le=1.0)]  # in (0, 1]
+
+
 class AugmentConfig(Section):
+    """Training augmentation (crowdet.data.pipeline, crowdet.data.augment). The strong ones
+    (mosaic, mixup, affine, crop, copy_paste) are probabilities per sample, 0 = off (the default:
+    no draw, the pipeline of a config without them is unchanged)."""
+
     hflip: Fraction = 0.5  # probability of a horizontal flip
     scale: tuple[Positive, Positive] = (1.0, 1.0)  # random rescale range around input_size
     hsv: tuple[Fraction, Fraction, Fraction] = (0.0, 0.0, 0.0)  # hue / saturation / value gains
+    # training sizes, one drawn per sample: the shorter side (data.resize keep_ratio, still
+    # capped by data.max_size) or the longer side (letterbox); [] = data.min_size / input_size
+    multi_scale: list[Annotated[int, Field(gt=0)]] = []
+    mosaic: Fraction = 0.0  # probability of a 4-image mosaic (YOLOX style)
+    mixup: Fraction = 0.0  # probability of blending in another sample (weight ~ Beta(32, 32))
+    affine: Fraction = 0.0  # probability of a random affine warp with the strengths below
+    affine_scale: tuple[Positive, Positive] = (0.5, 1.5)  # zoom range
+    affine_translate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1  # shift, fraction of the side
+    affine_degrees: Annotated[float, Field(ge=0.0, le=45.0)] = 0.0  # rotation range +- degrees
+    affine_shear: Annotated[float, Field(ge=0.0, le=45.0)] = 2.0  # shear range +- degrees
+    crop: Fraction = 0.0  # probability of a random crop (zoomed back to the image size)
+    crop_scale: tuple[Side, Side] = (0.5, 1.0)  # side of the crop / side of the image
+    copy_paste: Fraction = 0.0  # probability of pasting people of another sample
+    copy_paste_max: int = Field(8, ge=1)  # people pasted at most per sample
+    # a person cut by a strong transform (crop, mosaic tile, affine border, pasted person) whose
+    # visible part keeps less than this fraction of its area becomes an ignore region (0: never)
+    min_visible: Fraction = 0.25
+    # the strong ones off for the last steps of training (YOLOX's last 15 epochs):
+    # 0 = never, 0 < x < 1 = that fraction of train.max_iters (as planned), x >= 1 = x steps
+    strong_off_last: float = Field(0.0, ge=0.0)
 
-    @field_validator("scale")
+    @field_validator("scale", "affine_scale", "crop_scale")
     @classmethod
     def _low_high(cls, v):
         if v[0] > v[1]:
             raise ValueError(f"must be [low, high] with low <= high, got {list(v)}")
         return v
+
+    def strong(self) -> bool:
+        """Whether any strong augmentation is on."""
+        return any((self.mosaic, self.mixup, self.affine, self.crop, self.copy_paste))
 
 
 def _table(kind: str):

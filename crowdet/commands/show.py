@@ -1,6 +1,6 @@
 """`crowdet show ANN --images DIR --out DIR [--num N]`: pictures of the annotations (full green,
 visible blue, head yellow, ignore regions red) or, with `--config CFG --augment`, of training
-samples after augmentation."""
+samples after the config's augmentation (ANN defaults to the config's training set)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from crowdet.commands.convert import add_format_options
     from crowdet.data.formats import READ_FORMATS
 
-    p.add_argument("ann", help="annotation file or folder")
+    p.add_argument(
+        "ann", nargs="?", default=None, help="annotation file or folder (default with --config: "
+        "the config's training annotations)"
+    )  # fmt: skip
     p.add_argument("--images", default=None, help="images folder (default: the format's layout)")
-    p.add_argument("--out", required=True, help="folder for the PNG pictures")
+    p.add_argument("--out", default="runs/show", help="folder for the PNG pictures")
     p.add_argument("--num", type=int, default=16, help="number of images (default 16)")
     p.add_argument("--format", choices=READ_FORMATS, default=None, help="default: from ANN")
     p.add_argument("--config", default=None, help="config whose augmentation --augment applies")
@@ -46,9 +49,13 @@ def _augmented_record(sample):
 def _show_augmented(args, records, out: Path) -> list[Path]:
     from crowdet.config import load_config
     from crowdet.data.show import save_picture
-    from crowdet.engine.data import build_dataset
+    from crowdet.engine.data import build_dataset, ensure_dataset, load_records
 
-    dataset = build_dataset(load_config(args.config), records, train=True)
+    cfg = load_config(args.config)
+    if records is None:
+        ensure_dataset(cfg)
+        records = load_records(cfg, "train")[: args.num]
+    dataset = build_dataset(cfg, records, train=True)
     paths = []
     for i in range(len(dataset)):
         sample = dataset[i]
@@ -84,9 +91,14 @@ def run(args) -> int:
         raise CrowdetError("--augment needs --config CFG (the augmentation to apply)")
     if args.num < 1:
         raise CrowdetError(f"--num must be at least 1, got {args.num}")
-    records, _ = read_annotations(args.ann, args.format, args.images, False, format_options(args))
-    records = records[: args.num]
+    if args.ann is None and not args.augment:
+        raise CrowdetError("give ANN (an annotation file or folder) or --config CFG --augment")
+    records = None
+    if args.ann is not None:
+        opts = format_options(args)
+        records, _ = read_annotations(args.ann, args.format, args.images, False, opts)
+        records = records[: args.num]
     out = Path(args.out)
     paths = _show_augmented(args, records, out) if args.augment else _show_records(records, out)
     print(f"wrote {len(paths)} picture(s) to {out}")
-    return 0 if paths or not records else 1
+    return 0 if paths or records == [] else 1

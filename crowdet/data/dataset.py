@@ -68,7 +68,7 @@ class CrowdDataset(torch.utils.data.Dataset):
         number clips them to the image and drops the smaller ones (training)."""
         self.source, self.transforms = source, list(transforms)
         self.box_kind, self.min_box_size, self.seed = box_kind, min_box_size, seed
-        self.epoch = 0
+        self.epoch, self.strong = 0, True
         check_box_kind(source.records, box_kind)
 
     def __len__(self) -> int:
@@ -77,12 +77,22 @@ class CrowdDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def set_strong(self, on: bool) -> None:
+        """Switch the strong transforms (those with `strong = True`) on or off."""
+        self.strong = on
+
+    def active_transforms(self) -> list[Transform]:
+        if self.strong:
+            return self.transforms
+        return [t for t in self.transforms if not getattr(t, "strong", False)]
+
     def rng(self, index: int) -> np.random.Generator:
         """Item `index`'s generator: (seed, epoch, index) only, so resumable and worker-proof."""
         return np.random.default_rng((self.seed, self.epoch, index))
 
     def __getitem__(self, index: int) -> Sample:
-        sample = run_transforms(self.transforms, self.source.load(index), self.rng(index))
+        sample = self.source.load(index)
+        sample = run_transforms(self.active_transforms(), sample, self.rng(index))
         if sample.image is None:
             return sample
         return choose_targets(sample, self.box_kind, self.min_box_size)

@@ -16,10 +16,18 @@ from crowdet.data.sample import Sample
 from crowdet.structures import Batch
 
 
-def preprocess(images: Sequence[np.ndarray], input_size: int, size_divisor: int = 32) -> Batch:
-    """HxWx3 uint8 BGR images -> a Batch: letterboxed so the longer side is input_size, padded
+def preprocess(
+    images: Sequence[np.ndarray],
+    input_size: int,
+    size_divisor: int = 32,
+    resize: str = "letterbox",
+    min_size: int = 800,
+    max_size: int = 1400,
+) -> Batch:
+    """HxWx3 uint8 BGR images -> a Batch: resized as data.resize says (letterbox: the longer
+    side input_size; keep_ratio: the shorter side min_size, the longer at most max_size), padded
     to a multiple of size_divisor, image IDs "0", "1", ...; `Batch.scales` map the network
     input back to each image's pixels."""
-    transforms = eval_transforms(input_size)
+    transforms = eval_transforms(input_size, resize, min_size, max_size)
     samples = [Sample.from_image(im, str(i)) for i, im in enumerate(images)]
     return collate([run_transforms(transforms, s, None) for s in samples], size_divisor)

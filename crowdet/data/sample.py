@@ -9,6 +9,7 @@ pipeline (`choose_targets`); `Sample.targets()` then gives that kind's boxes and
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -76,11 +77,18 @@ class Sample:
         """{kind: fn(boxes)} for every box kind: how a transform moves all of them alike."""
         return {kind: fn(b) for kind, b in self.boxes.items()}
 
+    def evolve(self, **changes) -> Sample:
+        """A shallow copy with `changes` (what dataclasses.replace does, without its cost per
+        call: a strong augmentation makes dozens of copies per sample)."""
+        out = copy.copy(self)
+        out.__dict__.update(changes)
+        return out
+
     def take(self, keep: np.ndarray) -> Sample:
         """The sample with only the rows where `keep` (N,) is True, in every kind."""
         boxes = {kind: b[keep] for kind, b in self.boxes.items()}
-        return replace(
-            self, boxes=boxes, ignore=self.ignore[keep], head_ignore=self.head_ignore[keep]
+        return self.evolve(
+            boxes=boxes, ignore=self.ignore[keep], head_ignore=self.head_ignore[keep]
         )
 
     def targets(self) -> tuple[np.ndarray, np.ndarray]:

@@ -257,9 +257,17 @@ class Trainer:
             log.info("stopping at iteration %d: %s", self.iter, self.stop_reason)
         return signalled or bool(self.stop_reason)
 
+    def _strong_on(self) -> bool:
+        """Whether the step about to run uses the strong augmentation (augment.strong_off_last
+        of the schedule as planned now)."""
+        return self.iter < D.strong_until(self.cfg, self.max_iters)
+
     def _micro_batches(self):
         """Endless (batch, data seconds) from the current (epoch, batch_in_epoch); the position
-        is advanced as each batch is handed out, so a checkpoint names the next batch."""
+        is advanced as each batch is handed out, so a checkpoint names the next batch. When the
+        strong augmentation switches off, the loader restarts at the next batch (what it had
+        prepared ahead is dropped): a batch is strong exactly when its step is before the
+        switch, whatever the number of workers, and on resume."""
         t, d = self.cfg.train, self.cfg.data
         while True:
             batches = D.epoch_batches(
@@ -268,6 +276,7 @@ class Trainer:
             )  # fmt: skip
             self.batch_in_epoch = min(self.batch_in_epoch, len(batches) - 1)
             self.train_set.set_epoch(self.epoch)
+            self.train_set.set_strong(self._strong_on())
             loader = D.make_loader(
                 self.train_set, batches[self.batch_in_epoch :], d.workers, d.size_divisor,
                 seed=t.seed + self.epoch,
@@ -279,6 +288,8 @@ class Trainer:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 yield batch, time.perf_counter() - tick
                 tick = time.perf_counter()
+                if self.batch_in_epoch == 0 or self._strong_on() != self.train_set.strong:
+                    break  # a new epoch, or the strong augmentation switched
 
     def _step(self, stream) -> None:
         """One optimizer step over train.accumulate batches; a step with a non-finite loss term

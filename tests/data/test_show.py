@@ -123,3 +123,25 @@ def test_show_augmented_samples(tmp_path, capsys):
     assert main([*args, "--config", str(CONFIG)]) == 0
     pic = cv2.imread(str(tmp_path / "aug" / "one_augmented.png"))
     assert pic is not None and (pic == FULL_COLOR).all(2).sum() > 20
+
+
+@pytest.mark.skipif(not CONFIG.exists(), reason="configs/tiny.yaml absent")
+def test_show_augment_reads_the_config_training_set(tmp_path, capsys):
+    images = tmp_path / "Images"
+    images.mkdir()
+    for name in ("one", "two"):
+        cv2.imwrite(str(images / f"{name}.jpg"), np.full((240, 320, 3), 90, np.uint8))
+    g = {"tag": "person", "fbox": [40, 40, 80, 150], "vbox": [45, 50, 75, 120]}
+    lines = [json.dumps({"ID": name, "gtboxes": [g]}) for name in ("one", "two")]
+    for split in ("train", "val"):
+        (tmp_path / f"annotation_{split}.odgt").write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "strong.yaml"
+    cfg.write_text(
+        f"base: {CONFIG}\ndata: {{root: {tmp_path}, synth: null}}\n"
+        "augment: {mosaic: 1.0, affine: 1.0, affine_scale: [0.9, 1.1]}\n"
+    )
+    assert main(["show", "--config", str(cfg), "--augment", "--out", str(tmp_path / "p")]) == 0
+    assert "wrote 2 picture(s)" in capsys.readouterr().out
+    pic = cv2.imread(str(tmp_path / "p" / "one_augmented.png"))
+    assert (pic == FULL_COLOR).all(2).sum() > 20 and (pic == VISIBLE_COLOR).all(2).sum() > 20
+    assert main(["show", "--out", str(tmp_path / "q")]) == 2  # neither ANN nor --augment
