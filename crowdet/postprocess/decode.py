@@ -25,13 +25,16 @@ class PassOutput:
     """Head outputs of one pass over a batch, the priors (A, 4) they belong to, and image_sizes
     (B, 2) (h, w) of this pass's input, which is the batch's network input resized by ``resize``
     (fy, fx) and, when ``mirrored``, flipped left-right within each image's width
-    (crowdet.postprocess.tta)."""
+    (crowdet.postprocess.tta). ``scores`` (B, A, C): the detection scores the head makes of its
+    outputs (``DenseHead.scores``: e.g. FCOS's sqrt(class x centerness)); None: the sigmoid of
+    the class logits."""
 
     outputs: HeadOutput
     priors: torch.Tensor
     image_sizes: torch.Tensor
     resize: tuple[float, float] = (1.0, 1.0)
     mirrored: bool = False
+    scores: torch.Tensor | None = None
 
 
 def postprocess(
@@ -82,21 +85,20 @@ def postprocess(
 def _pass_candidates(p: PassOutput, coder, score_threshold: float, pre_nms_topk: int):
     """`_candidates` of one pass, in the network input's pixels."""
     out = p.outputs
+    scores = out.cls_logits.sigmoid() if p.scores is None else p.scores
     sc, boxes, labels, img_idx = _candidates(
-        out.cls_logits, out.box_regression, p.priors, p.image_sizes, coder,
-        score_threshold, pre_nms_topk,
-    )  # fmt: skip
+        scores, out.box_regression, p.priors, p.image_sizes, coder, score_threshold, pre_nms_topk
+    )
     boxes = boxes_to_input(boxes, p.image_sizes[img_idx, 1], p.resize, p.mirrored)
     return sc, boxes, labels, img_idx
 
 
-def _candidates(
-    cls_logits, box_regression, priors, image_sizes, coder, score_threshold, pre_nms_topk
-):
-    """The best pre_nms_topk (prior, class) of each image above score_threshold, decoded by the
-    coder and clipped to the image -> scores (N,), boxes (N, 4), labels (N,), image index (N,)."""
-    bsz, _, num_classes = cls_logits.shape
-    scores = cls_logits.sigmoid().flatten(1)  # (B, A*C)
+def _candidates(scores, box_regression, priors, image_sizes, coder, score_threshold, pre_nms_topk):
+    """Of scores (B, A, C), the best pre_nms_topk (prior, class) of each image above
+    score_threshold, decoded by the coder and clipped to the image -> scores (N,), boxes (N, 4),
+    labels (N,), image index (N,)."""
+    bsz, _, num_classes = scores.shape
+    scores = scores.flatten(1)  # (B, A*C)
     k = min(pre_nms_topk, scores.shape[1])
     top_scores, top_idx = scores.topk(k, dim=1)  # (B, k)
     keep = top_scores > score_threshold
