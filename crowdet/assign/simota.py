@@ -96,14 +96,16 @@ class SimOTAAssigner:
         """priors (A, 4) with strides, targets (B, G), predictions -> AssignResult: matched
         (B, A) int64 and soft_targets (B, A), the IoU of each positive's prediction."""
         check_assign_inputs(priors, targets, predictions)
-        if predictions is None or priors.strides is None:
-            raise ValueError("SimOTA needs the predictions and the strides of the priors")
+        if priors.strides is None:
+            raise ValueError("SimOTA needs the strides of the priors (Priors.strides)")
         prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
         num_images, num_priors = people.shape[0], prior_boxes.shape[0]
         matched = all_background(num_images, num_priors, prior_boxes.device)
         soft = torch.zeros(matched.shape, dtype=prior_boxes.dtype, device=matched.device)
         if num_images == 0 or people.shape[1] == 0 or num_priors == 0:
             return AssignResult(matched, soft_targets=soft)
+        if predictions is None:
+            raise ValueError("SimOTA ranks priors by the predictions: none were given")
         image, person, boxes = batch_people(people, gt_boxes)
         pred_boxes = predictions.boxes.to(prior_boxes)
         k, a = self._candidates(prior_boxes, priors.strides.to(prior_boxes), boxes)
