@@ -152,7 +152,7 @@ def reference(priors: Priors, t: Targets, p: Predictions, a: SimOTAAssigner) -> 
     return out
 
 
-coord = st.floats(0, 64, allow_nan=False, width=32)
+coord = st.floats(0, 40, allow_nan=False, width=32)  # dense: shared candidates
 
 
 @st.composite
@@ -174,12 +174,17 @@ def crowds(draw):
     n = len(priors.boxes)
     jitter = torch.randn(num_images, n, 4, generator=gen) * 6
     pred = priors.boxes[None] + jitter
+    if num_gt:  # some predictions near a person: higher IoUs, larger k, contested priors
+        near = torch.randint(0, num_gt, (num_images, n), generator=gen)
+        close = torch.rand(num_images, n, generator=gen) < 0.5
+        person = boxes.gather(1, near[..., None].expand(-1, -1, 4)) + jitter / 3
+        pred = torch.where(close[..., None], person, pred)
     pred = torch.cat([pred[..., :2], torch.maximum(pred[..., 2:], pred[..., :2] + 1)], dim=-1)
     scores = torch.rand(num_images, n, 1, generator=gen)
     return priors, Targets(boxes, valid, ignore), Predictions(scores, pred)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=18, deadline=None)
 @given(crowds(), st.sampled_from([1, 7, 2**20]))
 def test_batched_simota_equals_the_per_image_reference(case, max_elements):
     priors, t, p = case
