@@ -5,6 +5,8 @@ scores through the post-processing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -191,3 +193,26 @@ def test_predict_ranks_by_the_heads_own_scores(head):
     torch.testing.assert_close(scores, want)
     for b, det in enumerate(detections):  # the best candidate survives hard NMS
         assert det.scores[0].item() == pytest.approx(scores[b].max().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("recipe", ["fcos_r50_fpn", "yolov3_d53", "yolox_s"])
+def test_the_recipes_head_assign_and_loss_sections_build(recipe):
+    """The CrowdHuman recipes' own sections (head, assigner, loss, post-processing, schedule)
+    validate and build; their backbone, neck and resizing keys belong to other components, so
+    the tiny backbone and an FPN of the recipe's levels stand in for them here."""
+    from crowdet.config import config_from_dict, read_yaml
+    from crowdet.models.build import build_loss
+
+    data = read_yaml(Path(f"configs/crowdhuman/{recipe}.yaml"))
+    levels = data["model"]["neck"].get("levels", [3, 4, 5])
+    data["model"]["backbone"] = {"name": "tiny", "width": 8}
+    data["model"]["neck"] = {"name": "fpn", "channels": 32, "levels": levels}
+    data["model"]["head"].pop("channels", None)
+    data["data"] = {"input_size": 640}
+    data["augment"] = {"hflip": data["augment"]["hflip"]}
+    cfg = config_from_dict(data, recipe)
+    model = build_detector(cfg)
+    assert model.head.__class__.__name__.lower().startswith(data["model"]["head"]["name"][:4])
+    assert type(build_loss(cfg)).__name__.lower().startswith(data["model"]["head"]["name"][:4])
+    outputs, priors = model.eval()(torch.zeros(1, 3, 256, 256))
+    assert outputs.cls_logits.shape[1] == priors.boxes.shape[0]
