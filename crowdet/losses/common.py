@@ -11,7 +11,15 @@ from collections.abc import Callable
 
 import torch
 
-from crowdet.structures import AssignResult, Assigner, Batch, HeadOutput, Predictions, Priors, Targets
+from crowdet.structures import (
+    Assigner,
+    AssignResult,
+    Batch,
+    HeadOutput,
+    Predictions,
+    Priors,
+    Targets,
+)
 
 
 def assign(

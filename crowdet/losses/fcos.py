@@ -81,7 +81,9 @@ def centerness(sides: torch.Tensor) -> torch.Tensor:
     """sides (..., 4) distances (l, t, r, b) -> (...) FCOS centerness, 0 outside the box."""
     sides = sides.clamp(min=0)
     lr, tb = sides[..., [0, 2]], sides[..., [1, 3]]
-    ratio = (lr.amin(-1) / lr.amax(-1).clamp(min=B.EPS)) * (tb.amin(-1) / tb.amax(-1).clamp(min=B.EPS))
+    ratio = (lr.amin(-1) / lr.amax(-1).clamp(min=B.EPS)) * (
+        tb.amin(-1) / tb.amax(-1).clamp(min=B.EPS)
+    )
     return ratio.sqrt()
 
 

@@ -80,7 +80,9 @@ def test_low_quality_gives_a_too_small_person_a_point():
 
 def test_empty_and_the_scale_bounds_must_fit_the_levels():
     priors = two_levels()
-    empty = Targets(torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool))
+    empty = Targets(
+        torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool)
+    )
     assert (fcos()(priors, empty).matched == BG).all()
     with pytest.raises(ValueError, match="assign.scale_bounds has 2 bounds for 2 pyramid levels"):
         fcos(bounds=[10.0, 20.0])(priors, targets([[6.0, 6, 26, 26]]))
@@ -108,7 +110,9 @@ def torchvision_matches(priors: Priors, t: Targets) -> torch.Tensor:
     per_image = []
     for b in range(len(t.boxes)):
         keep = t.valid[b]
-        per_image.append({"boxes": t.boxes[b, keep], "labels": torch.ones(int(keep.sum()), dtype=torch.long)})
+        per_image.append(
+            {"boxes": t.boxes[b, keep], "labels": torch.ones(int(keep.sum()), dtype=torch.long)}
+        )
     anchors = [priors.boxes] * len(t.boxes)
     model.compute_loss(per_image, {}, anchors, priors.level_sizes)
     # torchvision indexes the image's valid boxes; map back to the padded index

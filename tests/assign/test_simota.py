@@ -104,7 +104,9 @@ def test_empty_targets_and_zero_area_people():
     priors = row_priors(3)
     pred = Predictions(torch.full((1, 3, 1), 0.5), priors.boxes[None].clone())
     assert simota()(priors, targets([[5.0, 5, 5, 9]]), pred).matched.tolist() == [[BG] * 3]
-    empty = Targets(torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool))
+    empty = Targets(
+        torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool)
+    )
     result = simota()(priors, empty)
     assert result.matched.tolist() == [[BG] * 3] * 2
 
@@ -135,7 +137,7 @@ def reference(priors: Priors, t: Targets, p: Predictions, a: SimOTAAssigner) -> 
                     cands.append((i, iou, cost))
             best = sorted(cands, key=lambda c: (-float(c[1]), c[0]))[: a.candidate_topk]
             total = torch.zeros(())
-            for i, iou, _ in sorted(best, key=lambda c: c[0]):  # summed in prior order
+            for _, iou, _ in sorted(best, key=lambda c: c[0]):  # summed in prior order
                 total = total + iou
             k = max(1, int(total))
             for i, _, cost in sorted(cands, key=lambda c: (float(c[2]), c[0]))[:k]:

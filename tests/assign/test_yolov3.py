@@ -85,7 +85,9 @@ def test_ignore_threshold_on_the_predicted_boxes_and_ignore_regions():
 
 
 def test_empty_zero_area_and_chunks():
-    empty = Targets(torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool))
+    empty = Targets(
+        torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=bool), torch.zeros(2, 0, dtype=bool)
+    )
     assert (yolo()(PRIORS, empty).matched == BG).all()
     assert (yolo()(PRIORS, targets([[5.0, 5, 5, 9]]), far_predictions()).matched == BG).all()
     t = targets([[2.0, -3, 24, 41], [16.0, -3, 24, 11], [7.0, 2, 17, 22]])

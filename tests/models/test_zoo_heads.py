@@ -94,7 +94,9 @@ def test_yolo_coder_round_trip(anchor, fx, fy, sw, sh):
     x, y = cx + (fx - 0.5) * s, cy + (fy - 0.5) * s  # a centre inside the cell
     box = torch.tensor([[x - w * sw / 2, y - h * sh / 2, x + w * sw / 2, y + h * sh / 2]])
     assert coder.cell(prior).item() == s
-    torch.testing.assert_close(coder.decode(prior, coder.encode(prior, box)), box, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(
+        coder.decode(prior, coder.encode(prior, box)), box, atol=1e-3, rtol=1e-5
+    )
     codes = coder.encode(prior, box)
     assert codes[0, 0].sigmoid().item() == pytest.approx(fx, abs=1e-4)
     assert codes[0, 2].item() == pytest.approx(torch.tensor(sw).log().item(), abs=1e-4)
@@ -126,7 +128,10 @@ def test_yolox_head_parameters_by_its_layers():
 
 def people_batch(num_images=2, size=96) -> Batch:
     boxes = torch.tensor(
-        [[[10.0, 12, 30, 60], [40, 20, 62, 74], [64, 8, 80, 44]], [[6.0, 30, 26, 80], [50, 50, 60, 72], [0, 0, 0, 0]]]
+        [
+            [[10.0, 12, 30, 60], [40, 20, 62, 74], [64, 8, 80, 44]],
+            [[6.0, 30, 26, 80], [50, 50, 60, 72], [0, 0, 0, 0]],
+        ]
     )[:num_images]
     valid = torch.tensor([[True, True, True], [True, True, False]])[:num_images]
     gen = torch.Generator().manual_seed(0)

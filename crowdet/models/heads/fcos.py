@@ -41,7 +41,9 @@ def tower(channels: int, convs: int, norm: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for _ in range(convs):
         layers.append(nn.Conv2d(channels, channels, 3, padding=1))
-        layers.append(nn.GroupNorm(math.gcd(32, channels), channels) if norm == "gn" else nn.Identity())
+        layers.append(
+            nn.GroupNorm(math.gcd(32, channels), channels) if norm == "gn" else nn.Identity()
+        )
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 

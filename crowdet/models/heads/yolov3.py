@@ -37,7 +37,7 @@ class YOLOv3HeadConfig(Variant):
     # anchor (width, height) in input pixels, split evenly over the levels, fine to coarse
     anchors: list[Size] = Field([list(a) for a in COCO_ANCHORS], min_length=1)
     # width of each level's 3x3 conv; null: twice the level's input channels (YOLOv3)
-    channels: list[int] | None = None
+    channels: list[Annotated[int, Field(ge=1)]] | None = None
     prior_prob: float = Field(0.01, gt=0.0, lt=1.0)  # initial class / objectness probability
 
 

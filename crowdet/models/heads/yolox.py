@@ -72,9 +72,7 @@ class YOLOXHead(DenseHead):
         super().__init__(point_priors(strides), DeltaCoder())
         self.num_classes = num_classes
         bias = -math.log((1 - prior_prob) / prior_prob)
-        self.levels = nn.ModuleList(
-            YOLOXLevel(c, channels, num_classes, bias) for c in in_channels
-        )
+        self.levels = nn.ModuleList(YOLOXLevel(c, channels, num_classes, bias) for c in in_channels)
 
     @classmethod
     def from_config(
@@ -107,4 +105,3 @@ class YOLOXHead(DenseHead):
     def scores(self, outputs: HeadOutput) -> torch.Tensor:
         """Class probability x objectness probability (B, A, C)."""
         return outputs.cls_logits.sigmoid() * outputs.objectness.sigmoid()
-
