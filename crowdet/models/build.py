@@ -141,6 +141,7 @@ def build_detector(cfg: Config) -> DenseDetector:
     head = _build(
         HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
+    _check_scale_bounds(cfg.assign, len(neck.out_strides))
     detector = DenseDetector(
         backbone,
         neck,
@@ -154,6 +155,16 @@ def build_detector(cfg: Config) -> DenseDetector:
         input_norm=InputNorm(m.pixel_mean, m.pixel_std),
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
+
+
+def _check_scale_bounds(assign: AssignConfigBase, num_levels: int) -> None:
+    """ConfigError unless the FCOS assigner's scale bounds fit the neck's levels."""
+    bounds = getattr(assign, "scale_bounds", None)
+    if bounds is not None and len(bounds) != num_levels - 1:
+        raise ConfigError(
+            f"assign.scale_bounds: {len(bounds)} bounds for {num_levels} pyramid levels; give "
+            f"one fewer than the levels (the bounds between consecutive levels)"
+        )
 
 
 def build_assigner(assign: AssignConfigBase) -> Assigner:

@@ -19,7 +19,7 @@ from crowdet.losses.fcos import FCOSLoss, centerness
 from crowdet.losses.yolov3 import YOLOv3Loss
 from crowdet.losses.yolox import YOLOXLoss
 from crowdet.models.anchors import SizedAnchorGenerator, point_priors
-from crowdet.models.build import build_loss
+from crowdet.models.build import build_detector, build_loss
 from crowdet.models.coders import DeltaCoder, PointDistanceCoder, YoloCoder
 from crowdet.structures import AssignResult, Batch, HeadOutput
 
@@ -131,5 +131,7 @@ def test_the_loss_is_picked_by_the_head():
     assert isinstance(build_loss(load_config("configs/tiny_yolox.yaml")), YOLOXLoss)
     with pytest.raises(ConfigError, match=r"loss.cls: the fcos head's loss takes \('focal',\)"):
         build_loss(load_config("configs/tiny_fcos.yaml", ["loss.cls=quality_focal"]))
+    with pytest.raises(ConfigError, match=r"assign.scale_bounds: 1 bounds for 3 pyramid levels"):
+        build_detector(load_config("configs/tiny_fcos.yaml", ["assign.scale_bounds=[64]"]))
     with pytest.raises(ConfigError, match=r"loss.box: the yolox head's loss takes"):
         build_loss(load_config("configs/tiny_yolox.yaml", ["loss.box=smooth_l1"]))
