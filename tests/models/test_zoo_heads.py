@@ -34,7 +34,7 @@ def n_params(module) -> int:
 def test_fcos_head_equals_torchvision_with_copied_weights():
     torch.manual_seed(0)
     theirs = TorchvisionFCOSHead(256, num_anchors=1, num_classes=1, num_convs=4).eval()
-    ours = FCOSHead(256, [8, 16, 32, 64, 128], 1, 4, 256, 0.01, "gn", "centerness").eval()
+    ours = FCOSHead(256, [8, 16, 32, 64, 128], 1, 4, 256, 0.01, "gn", "centerness", 0.0).eval()
     pairs = {
         "cls_tower": theirs.classification_head.conv,
         "cls_out": theirs.classification_head.cls_logits,
@@ -221,3 +221,38 @@ def test_the_recipes_head_assign_and_loss_sections_build(recipe):
     assert type(build_loss(cfg)).__name__.lower().startswith(data["model"]["head"]["name"][:4])
     outputs, priors = model.eval()(torch.zeros(1, 3, 256, 256))
     assert outputs.cls_logits.shape[1] == priors.boxes.shape[0]
+
+
+def crowd_batch(size=128) -> Batch:
+    """Two images of 24 small people each (10-20 px wide, 24-48 px tall) on noise."""
+    gen = torch.Generator().manual_seed(1)
+    xy = torch.rand(2, 24, 2, generator=gen) * (size - 24)
+    wh = torch.stack(
+        [10 + 10 * torch.rand(2, 24, generator=gen), 24 + 24 * torch.rand(2, 24, generator=gen)], -1
+    )
+    boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=-1)
+    images = torch.randint(0, 255, (2, 3, size, size), generator=gen).float()
+    for b in range(2):
+        for x0, y0, x1, y1 in boxes[b].long().tolist():
+            images[b, :, y0:y1, x0:x1] = 240
+    valid, sizes = torch.ones(2, 24, dtype=torch.bool), torch.tensor([[size, size]] * 2)
+    return Batch(images, sizes, boxes, valid, ~valid, torch.ones(2), sizes)
+
+
+@pytest.mark.slow
+def test_fcos_box_distances_leave_zero_in_a_crowd():
+    """A box of zero area gets no gradient from GIoU: with distances starting at 0 (torchvision's
+    init) a narrow head's ReLU'd distances die; model.head.box_init (1 stride) keeps them
+    learning."""
+    torch.manual_seed(0)
+    model = build_detector(load_config(TINY["fcos"]))
+    assert model.head.box_out.bias.tolist() == [1.0] * 4
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.05)
+    batch, boxes = crowd_batch(), []
+    for _ in range(16):
+        opt.zero_grad()
+        losses = model.loss(batch)
+        sum(losses.values()).backward()
+        opt.step()
+        boxes.append(float(losses["box"].detach()))
+    assert boxes[-1] < 0.8 * boxes[0], boxes
