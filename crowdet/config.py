@@ -228,6 +228,37 @@ class ATSSAssignConfig(AssignConfigBase):  # crowdet.assign.atss
     low_quality: bool = True  # every person gets at least one positive prior
 
 
+class FCOSAssignConfig(AssignConfigBase):  # crowdet.assign.fcos
+    name: Literal["fcos"] = "fcos"
+    radius: float = Field(1.5, ge=0.0)  # centre sampling radius in strides (0: the whole box)
+    # object-size bounds (pixels) between consecutive pyramid levels, one fewer than the levels;
+    # null: 8 x the stride of the lower level (FCOS's 64, 128, 256, 512 on P3-P7)
+    scale_bounds: list[Positive] | None = None
+    low_quality: bool = True  # every person gets at least one positive point
+
+    @field_validator("scale_bounds")
+    @classmethod
+    def _increasing(cls, v):
+        if v is not None and any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be increasing, got {v}")
+        return v
+
+
+class YOLOv3AssignConfig(AssignConfigBase):  # crowdet.assign.yolov3
+    name: Literal["yolov3"] = "yolov3"
+    # a prior whose predicted box overlaps a person above this IoU is not a negative
+    ignore_iou: float = Field(0.7, gt=0.0, le=1.0)
+    low_quality: bool = True  # every person gets at least one positive prior
+
+
+class SimOTAAssignConfig(AssignConfigBase):  # crowdet.assign.simota
+    name: Literal["simota"] = "simota"
+    center_radius: Positive = 1.5  # half side of the centre prior, in strides
+    candidate_topk: int = Field(10, ge=1)  # a person's best candidate IoUs summed to its k
+    iou_weight: float = Field(3.0, ge=0.0)  # cost = cls + iou_weight * -log(IoU)
+    low_quality: bool = True  # every person gets at least one positive point
+
+
 def _assigners():
     from crowdet.models.build import ASSIGNERS  # late: crowdet.models.build imports this module
 
@@ -245,6 +276,11 @@ class LossConfig(Section):
     box: Literal["giou", "diou", "ciou", "smooth_l1"] = "giou"  # box regression loss
     box_weight: float = Field(2.0, ge=0.0)  # weight of the box term
     smooth_l1_beta: float = Field(0.1, ge=0.0)  # for box: smooth_l1 (on deltas)
+    # heads with an objectness or quality branch (fcos, yolov3, yolox): weight of that term
+    obj_weight: float = Field(1.0, ge=0.0)
+    # yolox head: an L1 term on the raw box regression over the last N optimizer steps (YOLOX
+    # adds it for its last 15 epochs; 0 = off)
+    l1_last_iters: int = Field(0, ge=0)
 
 
 class PostprocessConfig(Section):

@@ -1,7 +1,8 @@
 """The detector as one traceable graph for export: normalise, network, decode, clip.
 
 The seam every head goes through: the head's outputs (crowdet.structures.HeadOutput), their
-probabilities (`crowdet.postprocess.decode.dense_scores`) and boxes decoded by the head's own
+detection scores (`DenseHead.scores`: e.g. FCOS's sqrt(class x quality), YOLO's class x
+objectness) and boxes decoded by the head's own
 coder against its priors; NMS stays outside the graph (`postprocess_decoded`).
 """
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from crowdet.models.detector import DenseDetector
-from crowdet.postprocess.decode import clip_to_images, dense_scores
+from crowdet.postprocess.decode import clip_to_images
 
 INPUT_NAMES = ("images", "image_sizes")
 OUTPUT_NAMES = ("scores", "boxes")
@@ -36,4 +37,4 @@ class DeployGraph(nn.Module):
         outputs, priors = det(x)
         outputs = outputs.float()
         boxes = det.head.coder.decode(priors.boxes[None].float(), outputs.box_regression)
-        return dense_scores(outputs), clip_to_images(boxes, image_sizes[:, None, :])
+        return det.head.scores(outputs), clip_to_images(boxes, image_sizes[:, None, :])

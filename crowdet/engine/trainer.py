@@ -297,6 +297,9 @@ class Trainer:
         t = self.cfg.train
         tick = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
+        progress = getattr(self.model.loss_fn, "set_progress", None)
+        if progress is not None:  # a loss with terms for part of the run (YOLOX's L1)
+            progress(self.iter, self.max_iters)
         buffers = snapshot_buffers(self.model)  # a skipped step leaves the BN statistics alone
         bad, sums, data_time, ids = None, {}, 0.0, []
         for k in range(t.accumulate):

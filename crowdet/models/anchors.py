@@ -69,3 +69,22 @@ def point_priors(strides: list[int]) -> AnchorGenerator:
     centred on it (anchors of scale 1 and ratio 1), so IoU-based assigners and the coders see a
     box whose centre is the point and whose size is the stride."""
     return AnchorGenerator(strides, base_scale=1.0, octave_scales=[1.0], aspect_ratios=[1.0])
+
+
+class SizedAnchorGenerator(AnchorGenerator):
+    """Anchors of fixed sizes in pixels per level (YOLOv3's nine anchors, three per level):
+    sizes[l] is the list of (width, height) of level l's anchors, in the order of `strides`."""
+
+    def __init__(self, strides: list[int], sizes: list[list[tuple[float, float]]]):
+        if len(sizes) != len(strides) or len({len(s) for s in sizes}) != 1:
+            raise ValueError("SizedAnchorGenerator needs as many anchors at each of the levels")
+        super().__init__(strides, base_scale=1.0, octave_scales=[1.0], aspect_ratios=[1.0])
+        self.sizes = [[(float(w), float(h)) for w, h in level] for level in sizes]
+
+    @property
+    def num_anchors(self) -> int:
+        return len(self.sizes[0])
+
+    def cell_anchors(self, stride: int) -> torch.Tensor:
+        level = self.sizes[self.strides.index(stride)]
+        return torch.tensor([[-w / 2, -h / 2, w / 2, h / 2] for w, h in level])

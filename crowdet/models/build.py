@@ -7,6 +7,9 @@ that validated section, then what the component is built on:
     NECKS      builder(cfg, in_channels, in_strides) -> module with out_channels, out_strides
     HEADS      builder(cfg, in_channels, strides, num_classes, anchors: AnchorConfig)
                -> crowdet.models.heads.base.DenseHead
+The assigners' table ASSIGNERS maps `assign.name` the same way; LOSSES maps a head's name to the
+builder of its loss, builder(cfg, assigner, num_pos_reducer) (a head without a row trains with
+DenseLoss, the RetinaNet / ATSS loss).
 A builder's FieldError (a setting its inputs cannot honour) names the section's key.
 """
 
@@ -17,14 +20,32 @@ from functools import partial
 import torch
 
 from crowdet.assign.atss import ATSSAssigner
+from crowdet.assign.fcos import FCOSAssigner
 from crowdet.assign.max_iou import MaxIoUAssigner
-from crowdet.config import AssignConfigBase, ATSSAssignConfig, Config, MaxIoUAssignConfig
+from crowdet.assign.simota import SimOTAAssigner
+from crowdet.assign.yolov3 import YOLOv3Assigner
+from crowdet.config import (
+    AssignConfigBase,
+    ATSSAssignConfig,
+    Config,
+    FCOSAssignConfig,
+    MaxIoUAssignConfig,
+    SimOTAAssignConfig,
+    YOLOv3AssignConfig,
+)
 from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
+from crowdet.losses.box import IOU_LOSSES
 from crowdet.losses.dense import DenseLoss
+from crowdet.losses.fcos import FCOSLoss
+from crowdet.losses.yolov3 import YOLOv3Loss
+from crowdet.losses.yolox import YOLOXLoss
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
+from crowdet.models.heads.fcos import FCOSHead, FCOSHeadConfig
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
+from crowdet.models.heads.yolov3 import YOLOv3Head, YOLOv3HeadConfig
+from crowdet.models.heads.yolox import YOLOXHead, YOLOXHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
 from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
@@ -32,7 +53,12 @@ from crowdet.structures import Assigner
 
 BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
 NECKS = {"fpn": (FPNConfig, FPN.from_config)}
-HEADS = {"retina": (RetinaHeadConfig, RetinaHead.from_config)}
+HEADS = {
+    "retina": (RetinaHeadConfig, RetinaHead.from_config),
+    "fcos": (FCOSHeadConfig, FCOSHead.from_config),
+    "yolov3": (YOLOv3HeadConfig, YOLOv3Head.from_config),
+    "yolox": (YOLOXHeadConfig, YOLOXHead.from_config),
+}
 
 
 def _max_iou(a: MaxIoUAssignConfig) -> MaxIoUAssigner:
@@ -51,11 +77,44 @@ def _atss(a: ATSSAssignConfig) -> ATSSAssigner:
     )
 
 
+def _fcos(a: FCOSAssignConfig) -> FCOSAssigner:
+    return FCOSAssigner(
+        radius=a.radius,
+        scale_bounds=a.scale_bounds,
+        ignore_ioa=a.ignore_ioa,
+        low_quality=a.low_quality,
+        max_elements=a.max_elements,
+    )
+
+
+def _yolov3(a: YOLOv3AssignConfig) -> YOLOv3Assigner:
+    return YOLOv3Assigner(
+        ignore_iou=a.ignore_iou,
+        ignore_ioa=a.ignore_ioa,
+        low_quality=a.low_quality,
+        max_elements=a.max_elements,
+    )
+
+
+def _simota(a: SimOTAAssignConfig) -> SimOTAAssigner:
+    return SimOTAAssigner(
+        center_radius=a.center_radius,
+        candidate_topk=a.candidate_topk,
+        iou_weight=a.iou_weight,
+        ignore_ioa=a.ignore_ioa,
+        low_quality=a.low_quality,
+        max_elements=a.max_elements,
+    )
+
+
 # assign.name -> (its config model, the builder of the assigner from that model); the config
 # accepts exactly these names (crowdet.config.AssignConfig)
 ASSIGNERS = {
     "max_iou": (MaxIoUAssignConfig, _max_iou),
     "atss": (ATSSAssignConfig, _atss),
+    "fcos": (FCOSAssignConfig, _fcos),
+    "yolov3": (YOLOv3AssignConfig, _yolov3),
+    "simota": (SimOTAAssignConfig, _simota),
 }
 
 
@@ -82,6 +141,7 @@ def build_detector(cfg: Config) -> DenseDetector:
     head = _build(
         HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
+    _check_scale_bounds(cfg.assign, len(neck.out_strides))
     detector = DenseDetector(
         backbone,
         neck,
@@ -97,15 +157,25 @@ def build_detector(cfg: Config) -> DenseDetector:
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 
 
+def _check_scale_bounds(assign: AssignConfigBase, num_levels: int) -> None:
+    """ConfigError unless the FCOS assigner's scale bounds fit the neck's levels."""
+    bounds = getattr(assign, "scale_bounds", None)
+    if bounds is not None and len(bounds) != num_levels - 1:
+        raise ConfigError(
+            f"assign.scale_bounds: {len(bounds)} bounds for {num_levels} pyramid levels; give "
+            f"one fewer than the levels (the bounds between consecutive levels)"
+        )
+
+
 def build_assigner(assign: AssignConfigBase) -> Assigner:
     """The assigner of a config's assign section (the model its name picks in ASSIGNERS)."""
     return _build(ASSIGNERS, assign, "assign")
 
 
-def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
+def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss:
     lc = cfg.loss
     return DenseLoss(
-        build_assigner(cfg.assign),
+        assigner,
         cls=lc.cls,
         focal_alpha=lc.focal_alpha,
         focal_gamma=lc.focal_gamma,
@@ -114,6 +184,62 @@ def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
         smooth_l1_beta=lc.smooth_l1_beta,
         num_pos_reducer=num_pos_reducer,
     )
+
+
+def _only(cfg: Config, head: str, **allowed) -> None:
+    """ConfigError naming a loss key whose value the head's loss does not support."""
+    for key, values in allowed.items():
+        value = getattr(cfg.loss, key)
+        if value not in values:
+            raise ConfigError(f"loss.{key}: the {head} head's loss takes {values}, got {value!r}")
+
+
+def _fcos_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> FCOSLoss:
+    _only(cfg, "fcos", cls=("focal",), box=tuple(IOU_LOSSES))
+    lc = cfg.loss
+    return FCOSLoss(
+        assigner,
+        focal_alpha=lc.focal_alpha,
+        focal_gamma=lc.focal_gamma,
+        box=lc.box,
+        box_weight=lc.box_weight,
+        quality_weight=lc.obj_weight,
+        num_pos_reducer=num_pos_reducer,
+    )
+
+
+def _yolov3_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> YOLOv3Loss:
+    lc = cfg.loss
+    return YOLOv3Loss(
+        assigner,
+        box_weight=lc.box_weight,
+        obj_weight=lc.obj_weight,
+        num_pos_reducer=num_pos_reducer,
+    )
+
+
+def _yolox_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> YOLOXLoss:
+    _only(cfg, "yolox", box=tuple(IOU_LOSSES))
+    lc = cfg.loss
+    return YOLOXLoss(
+        assigner,
+        box=lc.box,
+        box_weight=lc.box_weight,
+        obj_weight=lc.obj_weight,
+        l1_last_iters=lc.l1_last_iters,
+        num_pos_reducer=num_pos_reducer,
+    )
+
+
+# model.head.name -> the builder of its loss, builder(cfg, assigner, num_pos_reducer); a head
+# without a row (RetinaNet-style heads) trains with DenseLoss
+LOSSES = {"fcos": _fcos_loss, "yolov3": _yolov3_loss, "yolox": _yolox_loss}
+
+
+def build_loss(cfg: Config, num_pos_reducer=None):
+    """The loss of the config's head (LOSSES, else DenseLoss) with the config's assigner."""
+    builder = LOSSES.get(cfg.model.head.name, _dense_loss)
+    return builder(cfg, build_assigner(cfg.assign), num_pos_reducer)
 
 
 def build_postprocess(cfg: Config):

@@ -73,5 +73,7 @@ class DenseDetector(nn.Module):
             for mirrored in (False, True) if self.flip_test else (False,):
                 x = mirror_images(images, sizes) if mirrored else images
                 outputs, priors = self(x)
-                passes.append(PassOutput(outputs.float(), priors.boxes, sizes, resize, mirrored))
+                outputs = outputs.float()
+                scores = self.head.scores(outputs)
+                passes.append(PassOutput(outputs, priors.boxes, sizes, resize, mirrored, scores))
         return self.postprocess_fn(passes, batch.scales, self.head.coder)

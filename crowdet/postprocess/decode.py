@@ -25,13 +25,16 @@ class PassOutput:
     """Head outputs of one pass over a batch, the priors (A, 4) they belong to, and image_sizes
     (B, 2) (h, w) of this pass's input, which is the batch's network input resized by ``resize``
     (fy, fx) and, when ``mirrored``, flipped left-right within each image's width
-    (crowdet.postprocess.tta)."""
+    (crowdet.postprocess.tta). ``scores`` (B, A, C): the detection scores the head makes of its
+    outputs (``DenseHead.scores``: e.g. FCOS's sqrt(class x centerness)); None: the sigmoid of
+    the class logits."""
 
     outputs: HeadOutput
     priors: torch.Tensor
     image_sizes: torch.Tensor
     resize: tuple[float, float] = (1.0, 1.0)
     mirrored: bool = False
+    scores: torch.Tensor | None = None
 
 
 def postprocess(
@@ -73,7 +76,7 @@ def postprocess_decoded(
     vote_iou: float = 0.0,
 ) -> list[Detections]:
     """The post-processing of `postprocess` on outputs already decoded (an exported model's):
-    scores (B, A, C) probabilities (`dense_scores`), boxes (B, A, 4) xyxy in network-input
+    scores (B, A, C) probabilities (`DenseHead.scores`), boxes (B, A, 4) xyxy in network-input
     pixels clipped to each image, scales (B,) -> one Detections per image in original-image
     pixels. One pass (no test-time augmentation)."""
     bsz, _, num_classes = scores.shape
@@ -114,28 +117,28 @@ def select_detections(
 
 
 def dense_scores(outputs: HeadOutput) -> torch.Tensor:
-    """(B, A, C) detection probabilities of a head's outputs: the class probabilities. The one
-    place where a head's extra score outputs (objectness, centerness, IoU quality) would join
-    them, for the PyTorch post-processing and the exported graph alike."""
+    """(B, A, C) class probabilities of a head's outputs: the scores of a pass that brings none
+    of its own (`PassOutput.scores`, which `DenseHead.scores` fills)."""
     return outputs.cls_logits.sigmoid()
 
 
 def _pass_candidates(p: PassOutput, coder, score_threshold: float, pre_nms_topk: int):
     """`_candidates` of one pass, in the network input's pixels."""
     out = p.outputs
+    scores = dense_scores(out) if p.scores is None else p.scores
     sc, boxes, labels, img_idx = _candidates(
-        out, p.priors, p.image_sizes, coder, score_threshold, pre_nms_topk
+        scores, out.box_regression, p.priors, p.image_sizes, coder, score_threshold, pre_nms_topk
     )
     boxes = boxes_to_input(boxes, p.image_sizes[img_idx, 1], p.resize, p.mirrored)
     return sc, boxes, labels, img_idx
 
 
-def _candidates(outputs: HeadOutput, priors, image_sizes, coder, score_threshold, pre_nms_topk):
-    """The best pre_nms_topk (prior, class) of each image above score_threshold, decoded by the
-    coder and clipped to the image -> scores (N,), boxes (N, 4), labels (N,), image index (N,)."""
-    scores = dense_scores(outputs)
+def _candidates(scores, box_regression, priors, image_sizes, coder, score_threshold, pre_nms_topk):
+    """Of scores (B, A, C), the best pre_nms_topk (prior, class) of each image above
+    score_threshold, decoded by the coder and clipped to the image -> scores (N,), boxes (N, 4),
+    labels (N,), image index (N,)."""
     top, img_idx, prior_idx, labels = _top_candidates(scores, score_threshold, pre_nms_topk)
-    boxes = coder.decode(priors[prior_idx], outputs.box_regression[img_idx, prior_idx])
+    boxes = coder.decode(priors[prior_idx], box_regression[img_idx, prior_idx])
     return top, clip_to_images(boxes, image_sizes[img_idx]), labels, img_idx
 
 

@@ -138,7 +138,8 @@ def test_every_assigner_keeps_the_contract(name):
     model, builder = build.ASSIGNERS[name]
     assigner = builder(model())
     assert isinstance(assigner.uses_predictions, bool)
-    priors = Priors(torch.tensor([[0.0, 0, 10, 20], [30, 0, 40, 20], [0, 0, 20, 40]]), [2, 1])
+    boxes = torch.tensor([[0.0, 0, 10, 20], [30, 0, 40, 20], [0, 0, 20, 40]])
+    priors = Priors(boxes, [2, 1], strides=torch.tensor([8.0, 8.0, 16.0]))  # point assigners
     targets = one_image([[0, 0, 10, 20], [0, 0, 0, 0]])
     scores, boxes = torch.full((1, 3, 1), 0.5), priors.boxes[None].clone()
     result = assigner(priors, targets, Predictions(scores, boxes))

@@ -111,7 +111,7 @@ def test_another_heads_keys_are_errors_naming_the_valid_keys(toy_row):
 def test_unknown_head_name_lists_the_table(toy_row):
     with pytest.raises(ConfigError, match=r"'model.head.name': unknown name 'tyo'; did you mean "):
         load_config(None, ["model.head.name=tyo"])
-    with pytest.raises(ConfigError, match=r"\(valid: retina, toy\)"):
+    with pytest.raises(ConfigError, match=r"\(valid: fcos, retina, toy, yolov3, yolox\)"):
         load_config(None, ["model.head.name=tyo"])
 
 

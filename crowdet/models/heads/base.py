@@ -4,7 +4,9 @@ A head is an nn.Module whose `forward(feats)` takes the pyramid features (fine t
 returns a crowdet.structures.HeadOutput flattened over levels; `priors(shapes, device)` gives
 the crowdet.structures.Priors its outputs belong to, in the same order; `coder` encodes and
 decodes its box regression against those priors (crowdet.models.coders). The loss and the
-post-processing reach boxes only through the coder.
+post-processing reach boxes only through the coder; `scores(outputs)` gives the detection scores
+the post-processing ranks (by default the sigmoid of the class logits; FCOS folds in its
+centerness, YOLO heads their objectness).
 
 A head variant is one file: its config model (a crowdet.config_base.Variant), the head, and a
 `from_config(cfg, in_channels, strides, num_classes, anchors)` builder; plus one row in
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from crowdet.models.anchors import AnchorGenerator
-from crowdet.structures import Priors
+from crowdet.structures import HeadOutput, Priors
 
 
 class DenseHead(nn.Module):
@@ -30,9 +32,22 @@ class DenseHead(nn.Module):
         """Feature map shapes [(H_l, W_l)] -> the priors of this head's outputs."""
         return self.prior_generator(shapes, device=device)
 
+    def scores(self, outputs: HeadOutput) -> torch.Tensor:
+        """The detection score of each prior and class (B, A, C) in [0, 1]."""
+        return outputs.cls_logits.sigmoid()
+
 
 def flatten_level(x: torch.Tensor, last: int) -> torch.Tensor:
     """One level's output map (B, K*last, H, W) -> (B, H*W*K, last): location (row, column)
     major, the K priors of a location minor, as the prior generators order them."""
     b, _, h, w = x.shape
     return x.view(b, -1, last, h, w).permute(0, 3, 4, 1, 2).reshape(b, -1, last)
+
+
+def per_level(in_channels: int | list[int], num_levels: int) -> list[int]:
+    """The input channels of each level: one number for all (an FPN) or one per level."""
+    if isinstance(in_channels, int):
+        return [in_channels] * num_levels
+    if len(in_channels) != num_levels:
+        raise ValueError(f"{len(in_channels)} input channels for {num_levels} levels")
+    return list(in_channels)
