@@ -22,12 +22,14 @@ from crowdet.config import AssignConfigBase, ATSSAssignConfig, Config, MaxIoUAss
 from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
 from crowdet.losses.dense import DenseLoss
+from crowdet.losses.emd import EMDLoss
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
 from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
+from crowdet.postprocess.suppress import check_method
 from crowdet.structures import Assigner
 
 BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
@@ -82,6 +84,7 @@ def build_detector(cfg: Config) -> DenseDetector:
     head = _build(
         HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
+    check_crowd_extras(head, cfg.postprocess.nms)
     detector = DenseDetector(
         backbone,
         neck,
@@ -102,8 +105,34 @@ def build_assigner(assign: AssignConfigBase) -> Assigner:
     return _build(ASSIGNERS, assign, "assign")
 
 
-def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
+def check_crowd_extras(head, nms: str) -> None:
+    """ConfigError naming the key when the head's extras and postprocess.nms do not fit."""
+    if head.instances > 1 and (head.visible or head.density):
+        raise ConfigError(
+            "model.head.instances: several instances per prior train with the EMD loss, which "
+            "has no visible or density term; set model.head.visible and model.head.density false"
+        )
+    check_method(nms, head.visible, head.density, head.instances)
+
+
+def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss | EMDLoss:
     lc = cfg.loss
+    instances = getattr(cfg.model.head, "instances", 1)
+    if instances > 1:
+        if lc.box not in ("giou", "diou", "ciou"):
+            raise ConfigError(
+                f"loss.box: model.head.instances > 1 (EMD loss) needs an IoU loss, got {lc.box!r}"
+            )
+        return EMDLoss(
+            build_assigner(cfg.assign),
+            instances=instances,
+            pos_iou=getattr(cfg.assign, "pos_iou", 0.5),
+            focal_alpha=lc.focal_alpha,
+            focal_gamma=lc.focal_gamma,
+            box=lc.box,
+            box_weight=lc.box_weight,
+            num_pos_reducer=num_pos_reducer,
+        )
     return DenseLoss(
         build_assigner(cfg.assign),
         cls=lc.cls,
@@ -127,4 +156,6 @@ def build_postprocess(cfg: Config):
         nms=p.nms,
         soft_sigma=p.soft_sigma,
         vote_iou=p.vote_iou,
+        soft_method=p.soft_method,
+        instances=getattr(cfg.model.head, "instances", 1),
     )
