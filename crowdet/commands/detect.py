@@ -2,7 +2,8 @@
 
 Writes `DIR/<ID>.jpg` (or `DIR/<ID>.mp4` for a video) with the detections drawn, and
 `DIR/detections.odgt`: CrowdHuman result lines (one per image or video frame, `<ID>_<frame>`)
-that `crowdet eval-dets` reads. An input's ID is its path relative to the folder given (a file
+that `crowdet eval-dets` reads. A head that predicts visible boxes has them drawn in another
+colour and written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them). An input's ID is its path relative to the folder given (a file
 given: its name) without the extension; inputs that would share an ID keep their extension
 (`x.jpg`, `x.png`), and the name of the folder given when that is not enough (`a/x.jpg`).
 An unreadable file is named and skipped; the others are all written and the exit status is 1
@@ -25,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
     p.add_argument("--score", type=float, default=0.3, help="draw detections above this score")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="change the checkpoint's config, e.g. --set postprocess.nms=soft (repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "--no-tta", action="store_true",
         help="one pass at the input size, without the checkpoint config's test-time "
@@ -97,23 +102,26 @@ def run(args) -> int:
 
     files = expand(args.sources)
     ids = output_ids(files)
-    det = Detector.from_checkpoint(args.checkpoint, args.device, tta=not args.no_tta)
+    det = Detector.from_checkpoint(
+        args.checkpoint, args.device, tta=not args.no_tta, overrides=args.overrides
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     results, sizes, skipped = {}, {}, []
+    visible: dict = {}
     for (path, _), image_id in zip(files, ids, strict=True):
         try:
             if path.suffix.lower() in VIDEO_EXT:
-                n = detect_video(det, path, args.out, args.score, results, sizes, image_id)
+                n = detect_video(det, path, args.out, args.score, results, sizes, image_id, visible)
                 print(f"{path}: {n} frames -> {args.out / (image_id + '.mp4')}")
             else:
-                n = detect_image(det, path, args.out, args.score, results, sizes, image_id)
+                n = detect_image(det, path, args.out, args.score, results, sizes, image_id, visible)
                 print(f"{path}: {n} people (score >= {args.score}) -> {image_id}")
         except DataError as e:
             if args.strict:
                 raise
             skipped.append(e)
             print(f"skipped {e}")
-    write_crowdhuman_dets(args.out / "detections.odgt", results, sizes)
+    write_crowdhuman_dets(args.out / "detections.odgt", results, sizes, visible)
     print(f"detections: {args.out / 'detections.odgt'} ({len(results)} lines)")
     if skipped:
         names = ", ".join(e.path for e in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
@@ -122,15 +130,34 @@ def run(args) -> int:
     return 0
 
 
-def _draw(image, boxes, scores, threshold):
+VISIBLE_COLOR = (0, 200, 255)  # BGR: orange, the visible boxes beside the full ones
+
+
+def _detect(det, image, image_id, results, sizes, visible):
+    """Detect one image or frame; its lines go to results / sizes / visible under image_id.
+    Returns boxes (N, 4), scores (N,), visible boxes (N, 4) or None as arrays."""
+    d = det.detections([image])[0]
+    boxes, scores = d.boxes.numpy(), d.scores.numpy()
+    vis = None if d.visible is None else d.visible.numpy()
+    results[image_id], sizes[image_id] = (boxes, scores), (image.shape[1], image.shape[0])
+    if vis is not None:
+        visible[image_id] = vis
+    return boxes, scores, vis
+
+
+def _draw(image, boxes, scores, threshold, vis=None):
     from crowdet.visualize import PRED_COLOR, draw_boxes
 
     keep = scores >= threshold
     labels = [f"{s:.2f}" for s in scores[keep]]
+    if vis is not None:
+        image = draw_boxes(image, vis[keep], VISIBLE_COLOR, 1)
     return draw_boxes(image, boxes[keep], PRED_COLOR, 2, labels), int(keep.sum())
 
 
-def detect_image(det, path: Path, out: Path, threshold, results, sizes, image_id="") -> int:
+def detect_image(
+    det, path: Path, out: Path, threshold, results, sizes, image_id="", visible=None
+) -> int:
     """Detect one image; its lines go to `results` / `sizes` under `image_id` (default: the
     file's stem), the picture to `out/<image_id>.jpg`. Returns the people drawn."""
     import cv2
@@ -139,16 +166,17 @@ def detect_image(det, path: Path, out: Path, threshold, results, sizes, image_id
 
     image_id = image_id or path.stem
     image = read_image(path)
-    boxes, scores = (t.numpy() for t in det(image))
-    results[image_id], sizes[image_id] = (boxes, scores), (image.shape[1], image.shape[0])
-    drawn, n = _draw(image, boxes, scores, threshold)
+    boxes, scores, vis = _detect(det, image, image_id, results, sizes, {} if visible is None else visible)
+    drawn, n = _draw(image, boxes, scores, threshold, vis)
     picture = out / f"{image_id}.jpg"
     picture.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(picture), drawn)
     return n
 
 
-def detect_video(det, path: Path, out: Path, threshold, results, sizes, image_id="") -> int:
+def detect_video(
+    det, path: Path, out: Path, threshold, results, sizes, image_id="", visible=None
+) -> int:
     import cv2
     from tqdm import tqdm
 
@@ -166,10 +194,9 @@ def detect_video(det, path: Path, out: Path, threshold, results, sizes, image_id
             ok, frame = cap.read()
             if not ok:
                 break
-            boxes, scores = (t.numpy() for t in det(frame))
             key = f"{image_id}_{frame_no:06d}"
-            results[key], sizes[key] = (boxes, scores), (frame.shape[1], frame.shape[0])
-            drawn, _ = _draw(frame, boxes, scores, threshold)
+            boxes, scores, vis = _detect(det, frame, key, results, sizes, {} if visible is None else visible)
+            drawn, _ = _draw(frame, boxes, scores, threshold, vis)
             if writer is None:
                 fourcc = cv2.VideoWriter_fourcc(*"mp4v")
                 size = (frame.shape[1], frame.shape[0])

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--box",
         choices=("full", "visible", "head"),
         default="full",
-        help="which GT boxes the detections are (default: full)",
+        help="which GT boxes the detections are (default: full); visible: the `vbox` of "
+        "CrowdHuman lines that carry them",
     )
     p.add_argument(
         "--caltech",
@@ -84,7 +85,7 @@ def run(args) -> int:
 
     _check_out(args.out)
     records, id_map = _read_gt(args.gt, args.images)
-    found = read_detections(args.dt, id_map)
+    found = read_detections(args.dt, id_map, args.box)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
     found.check([r.image_id for r in records], args.dt, args.strict)
     _fill_missing_sizes(records, found.sizes)
