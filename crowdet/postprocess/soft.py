@@ -76,13 +76,17 @@ def batched_soft_nms(
     if not sigma > 0:
         raise ConfigError(f"soft-NMS sigma must be > 0, got {sigma}")
     work = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    if boxes.device.type == "cpu":
+        keep, picked_scores = _cpu_soft_nms(
+            boxes, work, idxs, method, sigma, iou_threshold, score_threshold, max_per_group
+        )
+        return keep, picked_scores.to(scores.dtype)
     candidates = torch.nonzero(work >= score_threshold).flatten()
     if idxs is None:
         group = torch.zeros_like(candidates)
     else:
         group = torch.unique(idxs[candidates], return_inverse=True)[1]
-    run = _graph_soft_nms if boxes.device.type == "cpu" else _table_soft_nms
-    keep, picked_scores = run(
+    keep, picked_scores = _table_soft_nms(
         boxes[candidates].to(work.dtype), work[candidates], group, method, sigma,
         iou_threshold, score_threshold, max_per_group,
     )  # fmt: skip
@@ -92,21 +96,28 @@ def batched_soft_nms(
     return keep[order], picked_scores[order].to(scores.dtype)
 
 
-def _graph_soft_nms(boxes, scores, group, method, sigma, iou_threshold, score_threshold, cap):
-    """The CPU path: boxes (n, 4), scores (n,) of the candidates, group (n,) int64 0..G-1 ->
-    positions (K,) int64 in pick order and their scores (K,)."""
-    if len(scores) == 0:
-        return group.new_zeros(0), scores.new_zeros(0)
-    b, sc, g = boxes.numpy(), scores.numpy(), group.numpy()
-    order = np.lexsort((b[:, 0], g))  # the kernels work on the boxes in this order
+def _cpu_soft_nms(boxes, scores, idxs, method, sigma, iou_threshold, score_threshold, cap):
+    """The CPU path, in numpy around the compiled kernel (crowdet.postprocess.soft_kernel):
+    boxes (N, 4), scores (N,) float32 or float64, idxs (N,) or None -> keep (K,) int64 and
+    new_scores (K,), sorted by decayed score (then index)."""
+    sc = scores.numpy()
+    threshold = sc.dtype.type(score_threshold)
+    candidates = np.flatnonzero(sc >= threshold)
+    b = boxes.numpy()[candidates].astype(sc.dtype)
+    if idxs is None:
+        g = np.zeros(len(candidates), np.int64)
+    else:
+        g = np.unique(idxs.numpy()[candidates], return_inverse=True)[1].astype(np.int64)
+    order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
     min_iou = 0.0 if method == "gaussian" else iou_threshold
-    consts = np.array([box_ops.EPS, sigma, 1.0, min_iou, 0.0], dtype=b.dtype)
+    consts = np.array([box_ops.EPS, sigma, 1.0, min_iou, 0.0], dtype=sc.dtype)
     picked, picked_scores = soft_nms_sorted(
-        b[order], sc[order], order, g[order], consts, method == "linear",
-        sc.dtype.type(score_threshold), cap,
+        b[order], sc[candidates][order], order, g[order], consts, method == "linear",
+        threshold, cap,
     )  # fmt: skip
-    picked = order[picked]
-    return torch.from_numpy(picked), torch.from_numpy(picked_scores)
+    keep = candidates[order[picked]]
+    ranked = np.lexsort((keep, -picked_scores))  # score descending, then index
+    return torch.from_numpy(keep[ranked]), torch.from_numpy(picked_scores[ranked])
 
 
 def _table_soft_nms(boxes, scores, group, method, sigma, iou_threshold, score_threshold, cap):

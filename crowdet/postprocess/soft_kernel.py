@@ -61,17 +61,6 @@ def _pop(hs, hi, size) -> int:
         pos = best
 
 
-@numba.njit(cache=True, inline="always")
-def _iou(b, i, j, eps, zero):
-    """IoU of rows i and j of boxes b (n, 4), as crowdet.boxes.paired_iou computes it."""
-    w = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0])
-    h = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1])
-    inter = max(w, zero) * max(h, zero)
-    area_i = max(b[i, 2] - b[i, 0], zero) * max(b[i, 3] - b[i, 1], zero)
-    area_j = max(b[j, 2] - b[j, 0], zero) * max(b[j, 3] - b[j, 1], zero)
-    return inter / ((area_i + area_j - inter) + eps)
-
-
 @numba.njit(cache=True)
 def _reach(boxes, group):
     """(n,) the largest x2 of the boxes at or before each position within its group (boxes
@@ -87,12 +76,16 @@ def _reach(boxes, group):
 
 
 @numba.njit(cache=True, inline="always")
-def _decay(boxes, scores, p, q, consts, linear) -> None:
-    """Decay the score of box q by its overlap with the pick p."""
-    if not (boxes[q, 1] < boxes[p, 3] and boxes[p, 1] < boxes[q, 3]):
+def _decay(x1, y1, x2, y2, area, scores, p, q, consts, linear) -> None:
+    """Decay the score of box q by its overlap with the pick p; the IoU as
+    crowdet.boxes.paired_iou computes it."""
+    if not (y1[q] < y2[p] and y1[p] < y2[q]):
         return  # apart in y: IoU 0
     eps, sigma, one, min_iou, zero = consts[0], consts[1], consts[2], consts[3], consts[4]
-    iou = _iou(boxes, p, q, eps, zero)
+    w = min(x2[p], x2[q]) - max(x1[p], x1[q])
+    h = min(y2[p], y2[q]) - max(y1[p], y1[q])
+    inter = max(w, zero) * max(h, zero)
+    iou = inter / ((area[p] + area[q] - inter) + eps)
     if iou > min_iou:
         scores[q] = scores[q] * (one - iou if linear else math.exp(-(iou * iou) / sigma))
 
@@ -121,6 +114,10 @@ def soft_nms_sorted(boxes, scores, index, group, consts, linear, score_threshold
     s = scores.copy()
     alive = np.ones(n, np.bool_)
     reach = _reach(boxes, group)
+    x1, y1 = boxes[:, 0].copy(), boxes[:, 1].copy()
+    x2, y2 = boxes[:, 2].copy(), boxes[:, 3].copy()
+    zero = consts[4]
+    area = np.maximum(x2 - x1, zero) * np.maximum(y2 - y1, zero)
     nxt, prv = np.arange(1, n + 1), np.arange(-1, n - 1)  # the live boxes, a linked list
     picks_of = np.zeros(group.max() + 1 if n else 0, np.int64)
     cap = max_per_group if max_per_group > 0 else n + 1
@@ -149,15 +146,15 @@ def soft_nms_sorted(boxes, scores, index, group, consts, linear, score_threshold
         picked[k], picked_scores[k] = top, top_s
         k += 1
         q = nxt[top]  # live boxes after it that start before it ends
-        while q < n and group[q] == g and boxes[q, 0] < boxes[top, 2]:
-            _decay(boxes, s, top, q, consts, linear)
+        while q < n and group[q] == g and x1[q] < x2[top]:
+            _decay(x1, y1, x2, y2, area, s, top, q, consts, linear)
             if not s[q] >= score_threshold:  # below, or NaN: dropped
                 alive[q] = False
                 _unlink(nxt, prv, q)
             q = nxt[q]
         q = prv[top]  # live boxes before it, while some box up to there may end after it starts
-        while q >= 0 and group[q] == g and reach[q] > boxes[top, 0]:
-            _decay(boxes, s, top, q, consts, linear)
+        while q >= 0 and group[q] == g and reach[q] > x1[top]:
+            _decay(x1, y1, x2, y2, area, s, top, q, consts, linear)
             if not s[q] >= score_threshold:
                 alive[q] = False
                 _unlink(nxt, prv, q)
