@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         ("one image, 300", crowd_batch(1, 10, 30, args.seed)),
         ("one image, 2,000", crowd_batch(1, 40, 50, args.seed)),
         ("one image, 5,000", crowd_batch(1, 100, 50, args.seed)),
-        (f"{args.images} images", crowd_batch(args.images, args.people, args.per_person, args.seed)),
+        (
+            f"{args.images} images",
+            crowd_batch(args.images, args.people, args.per_person, args.seed),
+        ),
     ]
     print("Soft-NMS time of crowdet, and each other time as a multiple of it (> 1: slower)")
     print(f"{'case':<24} {'boxes':>6} {'crowdet':>12} {'OpenCV':>8} {'hard':>8} {'Set':>8} "

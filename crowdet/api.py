@@ -52,7 +52,7 @@ class Detector:
     @torch.no_grad()
     def predict(self, images: list[np.ndarray | str | Path]):
         """Images (BGR arrays or paths) -> list of (boxes (N, 4) xyxy, scores (N,)) tensors."""
-        return [(d.boxes, d.scores.cpu()) for d in self.detections(arrays)]
+        return [(d.boxes, d.scores) for d in self.detections(images)]
 
     @torch.no_grad()
     def detections(self, images: list[np.ndarray | str | Path]) -> list[Detections]:

@@ -1,11 +1,13 @@
-"""`crowdet detect --checkpoint CKPT SOURCE... [--out DIR]`: images, folders, videos.
+"""`crowdet detect --checkpoint CKPT SOURCE... [--out DIR] [--set KEY=VALUE]`: images, folders,
+videos.
 
 Writes `DIR/<ID>.jpg` (or `DIR/<ID>.mp4` for a video) with the detections drawn, and
 `DIR/detections.odgt`: CrowdHuman result lines (one per image or video frame, `<ID>_<frame>`)
 that `crowdet eval-dets` reads. A head that predicts visible boxes has them drawn in another
-colour and written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them). An input's ID is its path relative to the folder given (a file
-given: its name) without the extension; inputs that would share an ID keep their extension
-(`x.jpg`, `x.png`), and the name of the folder given when that is not enough (`a/x.jpg`).
+colour and written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them);
+`--set` changes the checkpoint's config (e.g. `postprocess.nms=soft`). An input's ID is its
+path relative to the folder given (a file given: its name) without the extension; inputs that
+would share an ID keep their extension (`x.jpg`, `x.png`), and the name of the folder given when that is not enough (`a/x.jpg`).
 An unreadable file is named and skipped; the others are all written and the exit status is 1
 (`--strict`: stop at the first one, writing no detections).
 """
@@ -166,7 +168,9 @@ def detect_image(
 
     image_id = image_id or path.stem
     image = read_image(path)
-    boxes, scores, vis = _detect(det, image, image_id, results, sizes, {} if visible is None else visible)
+    boxes, scores, vis = _detect(
+        det, image, image_id, results, sizes, {} if visible is None else visible
+    )
     drawn, n = _draw(image, boxes, scores, threshold, vis)
     picture = out / f"{image_id}.jpg"
     picture.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +199,9 @@ def detect_video(
             if not ok:
                 break
             key = f"{image_id}_{frame_no:06d}"
-            boxes, scores, vis = _detect(det, frame, key, results, sizes, {} if visible is None else visible)
+            boxes, scores, vis = _detect(
+                det, frame, key, results, sizes, {} if visible is None else visible
+            )
             drawn, _ = _draw(frame, boxes, scores, threshold, vis)
             if writer is None:
                 fourcc = cv2.VideoWriter_fourcc(*"mp4v")

@@ -34,9 +34,13 @@ def extra_terms(
     its prior box prior_boxes (P, 4), person g_idx (P,); norm the positives' count (>= 1)."""
     terms = {}
     if outputs.second_box is not None:
-        terms["visible"] = box_weight * _visible_term(
-            outputs.second_box, prior_boxes, batch, coder, b_idx, a_idx, g_idx, box, beta
-        ) / norm
+        terms["visible"] = (
+            box_weight
+            * _visible_term(
+                outputs.second_box, prior_boxes, batch, coder, b_idx, a_idx, g_idx, box, beta
+            )
+            / norm
+        )
     if outputs.density is not None:
         people = batch.valid & ~batch.ignore
         target = person_density(batch.boxes, people)[b_idx, g_idx]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
 from crowdet.postprocess.groups import rank_in_group
 from crowdet.postprocess.suppress import Candidates, suppress
 from crowdet.postprocess.tta import boxes_to_input
@@ -76,12 +77,15 @@ def postprocess(
     scale = scales[img_idx[kept], None]
     boxes = kept_boxes / scale
     visible = [None] * bsz if c.visible is None else (c.visible[kept] / scale).split(counts)
-    parts = zip(boxes.split(counts), final[kept].split(counts), c.labels[kept].split(counts), visible)
+    parts = zip(
+        boxes.split(counts), final[kept].split(counts), c.labels[kept].split(counts), visible
+    )
     return [Detections(b, s, lab, v) for b, s, lab, v in parts]
 
 
 def _join(parts: list[Candidates]) -> Candidates:
     """The candidates of all passes together."""
+
     def cat(name):
         values = [getattr(p, name) for p in parts]
         return None if values[0] is None else torch.cat(values)

@@ -1,14 +1,14 @@
 """The suppression step of post-processing, chosen by `postprocess.nms`:
 
-    hard      NMS at iou_threshold (torchvision)
-    soft      Soft-NMS, `soft_method` gaussian (sigma) or linear (decay 1 - IoU above
-              iou_threshold); scores decay instead of boxes going
-    adaptive  Adaptive NMS: a kept box suppresses above max(iou_threshold, its density); needs a
-              head with a density branch
-    visible   visible-box-guided NMS (the idea of R2-NMS): hard NMS decided by the IoU of the
-              visible boxes, the full boxes output; needs a head that predicts visible boxes
-    set       Set NMS (CrowdDet): hard NMS where the predictions of one prior never suppress
-              each other; for a head with K > 1 instances per prior (with K = 1 it is hard NMS)
+hard      NMS at iou_threshold (torchvision)
+soft      Soft-NMS, `soft_method` gaussian (sigma) or linear (decay 1 - IoU above
+          iou_threshold); scores decay instead of boxes going
+adaptive  Adaptive NMS: a kept box suppresses above max(iou_threshold, its density); needs a
+          head with a density branch
+visible   visible-box-guided NMS (the idea of R2-NMS): hard NMS decided by the IoU of the
+          visible boxes, the full boxes output; needs a head that predicts visible boxes
+set       Set NMS (CrowdDet): hard NMS where the predictions of one prior never suppress
+          each other; for a head with K > 1 instances per prior (with K = 1 it is hard NMS)
 """
 
 from __future__ import annotations
