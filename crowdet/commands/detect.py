@@ -7,9 +7,10 @@ that `crowdet eval-dets` reads. A head that predicts visible boxes has them draw
 colour and written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them);
 `--set` changes the checkpoint's config (e.g. `postprocess.nms=soft`). An input's ID is its
 path relative to the folder given (a file given: its name) without the extension; inputs that
-would share an ID keep their extension (`x.jpg`, `x.png`), and the name of the folder given when that is not enough (`a/x.jpg`).
-An unreadable file is named and skipped; the others are all written and the exit status is 1
-(`--strict`: stop at the first one, writing no detections).
+would share an ID keep their extension (`x.jpg`, `x.png`), and the name of the folder given
+when that is not enough (`a/x.jpg`). An unreadable file is named and skipped; the others are
+all written and the exit status is 1 (`--strict`: stop at the first one, writing no
+detections).
 """
 
 from __future__ import annotations
