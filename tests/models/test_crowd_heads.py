@@ -99,3 +99,20 @@ def test_two_instances_give_two_outputs_per_prior():
     assert out2.cls_logits.shape[1] == 2 * out1.cls_logits.shape[1] == len(pri2.boxes)
     assert torch.equal(pri2.boxes[0::2], pri1.boxes) and torch.equal(pri2.boxes[1::2], pri1.boxes)
     assert sum(pri2.level_sizes) == len(pri2.boxes)
+
+
+def test_checkpoint_overrides_choose_the_suppression_or_name_the_key(tmp_path):
+    from crowdet.api import Detector
+    from crowdet.config import config_to_dict
+    from crowdet.engine.checkpoint import save_checkpoint
+
+    cfg = load_config("configs/tiny.yaml", OPTIONS["density"])
+    model = build_detector(cfg)
+    path = save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg)},
+                           tmp_path / "last.pt")  # fmt: skip
+    det = Detector.from_checkpoint(path, overrides=["postprocess.nms=soft"])
+    assert det.cfg.postprocess.nms == "soft" and det.model.head.density
+    with pytest.raises(ConfigError, match=r"postprocess\.nms.*visible"):
+        Detector.from_checkpoint(path, overrides=["postprocess.nms=visible"])
+    with pytest.raises(ConfigError, match="postprocess.nms"):
+        Detector.from_checkpoint(path, overrides=["postprocess.nms=bogus"])
