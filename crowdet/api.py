@@ -18,6 +18,7 @@ from crowdet.engine.checkpoint import load_checkpoint
 from crowdet.engine.weights import checkpoint_config, load_weights, with_overrides
 from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector
+from crowdet.structures import Detections
 
 
 class Detector:
@@ -82,13 +83,24 @@ class Detector:
     @torch.no_grad()
     def predict(self, images: list[np.ndarray | str | Path]):
         """Images (BGR arrays or paths) -> list of (boxes (N, 4) xyxy, scores (N,)) tensors."""
+        return [(d.boxes, d.scores) for d in self.detections(images)]
+
+    @torch.no_grad()
+    def detections(self, images: list[np.ndarray | str | Path]) -> list[Detections]:
+        """Images (BGR arrays or paths) -> their Detections (float32, on the CPU), visible boxes
+        included when the head predicts them."""
         arrays = [read_image(im) if isinstance(im, str | Path) else im for im in images]
         d = self.cfg.data
         batch = preprocess(arrays, d.input_size, d.size_divisor, d.resize, d.min_size, d.max_size)
         batch = batch.to(self.device)
         with torch.autocast("cuda", torch.float16, enabled=self.half):
             dets = self.model.predict(batch)
-        return [(d.boxes.float().cpu(), d.scores.float().cpu()) for d in dets]
+        return [_on_cpu(d) for d in dets]
 
     def __call__(self, image: np.ndarray | str | Path):
         return self.predict([image])[0]
+
+
+def _on_cpu(d: Detections) -> Detections:
+    visible = None if d.visible is None else d.visible.float().cpu()
+    return Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu(), visible)

@@ -287,8 +287,13 @@ class PostprocessConfig(Section):
     # detections below are dropped before NMS (0: keep all; 1 would keep none)
     score_threshold: float = Field(0.05, ge=0.0, lt=1.0)
     pre_nms_topk: int = Field(1000, ge=1)  # best candidates per image (and pass) kept before NMS
-    nms: Literal["hard", "soft"] = "hard"  # crowdet.postprocess
-    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)  # NMS IoU threshold
+    # the suppression (crowdet.postprocess.suppress): hard NMS; soft (Soft-NMS, soft_method);
+    # adaptive (Adaptive NMS, needs model.head.density); visible (visible-box-guided NMS, needs
+    # model.head.visible); set (Set NMS, needs model.head.instances > 1)
+    nms: Literal["hard", "soft", "adaptive", "visible", "set"] = "hard"
+    # NMS IoU threshold (Adaptive NMS: the least one; linear Soft-NMS: where the decay starts)
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    soft_method: Literal["gaussian", "linear"] = "gaussian"  # Soft-NMS decay
     soft_sigma: Positive = 0.5  # Gaussian Soft-NMS sigma
     max_dets: int = Field(500, ge=1)  # detections per image after NMS (no cap of 100)
     # box voting: a kept box becomes the score-weighted mean of the candidates with IoU > vote_iou

@@ -8,6 +8,9 @@ Shapes (B images, G padded annotations, A priors, C classes):
     ignore       (B, G) bool  True for an ignore region
     scales       (B,) float32 network-input pixels per original-image pixel
     orig_sizes   (B, 2) int64 (height, width) of the original images
+    visible      (B, G, 4) float32 xyxy the visible box of each annotation's person, row-aligned
+                 with boxes (0 where there is none); None when the batch carries none
+    visible_valid (B, G) bool True where visible holds a usable (finite, non-empty) box
 Validity is never inferred from zeros; there is no cap on annotations per image.
 """
 
@@ -32,9 +35,14 @@ class Batch:
     skipped: dict[str, int] = field(default_factory=dict)  # problem kind -> samples dropped
     # (image ID, problem kind, message naming the file) of each sample dropped
     skipped_images: list[tuple[str, str, str]] = field(default_factory=list)
+    visible: torch.Tensor | None = None
+    visible_valid: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         move = {k: getattr(self, k).to(device, non_blocking=True) for k in _TENSORS}
+        for k in _OPTIONAL:
+            value = getattr(self, k)
+            move[k] = None if value is None else value.to(device, non_blocking=True)
         return Batch(
             **move,
             image_ids=self.image_ids,
@@ -53,6 +61,7 @@ class Batch:
 
 
 _TENSORS = ("images", "image_sizes", "boxes", "valid", "ignore", "scales", "orig_sizes")
+_OPTIONAL = ("visible", "visible_valid")
 
 
 # ---- the assigner contract (Assigner below): Priors, Targets and optionally Predictions in,
@@ -114,11 +123,13 @@ class Assigner(Protocol):
 
 @dataclass
 class Detections:
-    """Detections of one image in original-image pixels: boxes (N, 4) xyxy, scores, labels (N,)."""
+    """Detections of one image in original-image pixels: boxes (N, 4) xyxy, scores, labels (N,);
+    visible (N, 4) xyxy the visible box of each, from a head that predicts one (else None)."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+    visible: torch.Tensor | None = None
 
 
 @dataclass
@@ -147,7 +158,8 @@ class HeadOutput:
     centerness      (B, A, 1) logits of how central a point prior lies in its box (FCOS)
     iou_quality     (B, A, 1) logits of the IoU of the predicted box with its target
     second_box      (B, A, 4) a second box (e.g. the visible box) in the same encoding
-    density         (B, A, 1) the crowd density around each prior
+    density         (B, A, 1) logits of the crowd density of each prior's person (its largest
+                    IoU with another person; crowdet.losses.density)
     """
 
     cls_logits: torch.Tensor

@@ -14,12 +14,20 @@ import pytest
 import torch
 
 from crowdet.cli import main
+from crowdet.structures import Detections
 
 
 class WholeImage:
-    def __call__(self, image):
-        h, w = image.shape[:2]
-        return torch.tensor([[0.0, 0.0, w, h]]), torch.tensor([0.9])
+    visible = False
+
+    def detections(self, images):
+        out = []
+        for image in images:
+            h, w = image.shape[:2]
+            boxes = torch.tensor([[0.0, 0.0, w, h]])
+            vis = torch.tensor([[0.0, 0.0, w / 2, h / 2]]) if self.visible else None
+            out.append(Detections(boxes, torch.tensor([0.9]), torch.zeros(1).long(), vis))
+        return out
 
     def predict(self, images):
         return [self(image) for image in images]
@@ -97,3 +105,29 @@ def test_inputs_that_cannot_be_told_apart_are_refused(tmp_path, capsys):
     a, b = image(tmp_path / "a" / "d" / "x.jpg", 40), image(tmp_path / "b" / "d" / "x.jpg", 50)
     assert detect(a.parent, b.parent, "--out", tmp_path / "out") == 2
     assert "would both be written as 'd/x.jpg'" in capsys.readouterr().err
+
+
+def test_visible_boxes_are_written_as_vbox_and_scored_by_eval_dets(tmp_path, monkeypatch):
+    from crowdet.api import Detector
+    from crowdet.evaluate.detfile import read_detections
+
+    seen = {}
+
+    def from_checkpoint(*a, **k):
+        seen.update(k)
+        det = WholeImage()
+        det.visible = True
+        return det
+
+    monkeypatch.setattr(Detector, "from_checkpoint", staticmethod(from_checkpoint))
+    image(tmp_path / "in" / "a.jpg", 40)
+    out = tmp_path / "out"
+    assert detect(tmp_path / "in", "--out", out, "--set", "postprocess.nms=soft") == 0
+    assert seen["overrides"] == ["postprocess.nms=soft"]
+    obj = json.loads((out / "detections.odgt").read_text())
+    assert obj["dtboxes"][0]["box"] == [0.0, 0.0, 40.0, 30.0]
+    assert obj["dtboxes"][0]["vbox"] == [0.0, 0.0, 20.0, 15.0]
+    assert (out / "a.jpg").is_file()
+    full = read_detections(out / "detections.odgt").dets["a"][0]
+    vis = read_detections(out / "detections.odgt", kind="visible").dets["a"][0]
+    assert full.tolist() == [[0.0, 0.0, 40.0, 30.0]] and vis.tolist() == [[0.0, 0.0, 20.0, 15.0]]

@@ -8,8 +8,10 @@ every image or video frame (`<ID>_<frame>`, frame numbered from 0 in six digits)
 or `DIR/detections.json` (a COCO results list, `--format coco`: image_id is the image's ID, an
 integer when the ID is one); with `--save-txt` also `DIR/labels/<ID>.txt`, one line
 `x1 y1 x2 y2 score` per detection in original-image pixels. `--conf` drops detections below it
-from every output. An input's ID is its path relative to the folder given (a file given: its
-name) without the extension; inputs that would share an ID keep their extension (`x.jpg`,
+from every output. A head that predicts visible boxes has them drawn in another colour and
+written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them); `--set
+KEY=VALUE` changes the checkpoint's config (e.g. `postprocess.nms=soft`). An input's ID is its
+path relative to the folder given (a file given: its name) without the extension; inputs that would share an ID keep their extension (`x.jpg`,
 `x.png`), and the name of the folder given when that is not enough (`a/x.jpg`). Images and
 frames go through the model `--batch` at a time, with a progress bar giving frames per second.
 An unreadable file is named and skipped; the others are all written and the exit status is 1
@@ -35,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
     p.add_argument("--score", type=float, default=0.3, help="draw detections above this score")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="change the checkpoint's config, e.g. --set postprocess.nms=soft (repeatable)",
+    )  # fmt: skip
     p.add_argument("--batch", type=int, default=1, help="images or frames per forward pass")
     p.add_argument("--half", action="store_true", help="float16 inference (CUDA devices only)")
     p.add_argument(
@@ -133,7 +139,7 @@ def _check_args(args) -> None:
 def load_detector(args):
     from crowdet.api import Detector
 
-    overrides = [f"data.input_size={args.imgsz}"] if args.imgsz else []
+    overrides = list(args.overrides) + ([f"data.input_size={args.imgsz}"] if args.imgsz else [])
     return Detector.from_checkpoint(
         args.checkpoint, args.device, tta=not args.no_tta, half=args.half, overrides=overrides
     )
@@ -201,8 +207,8 @@ def _detect_images(det, chunk, sink: Outputs, strict: bool) -> list:
             skipped.append(e)
             print(f"skipped {e}")
     if arrays:
-        for (path, image_id), image, (boxes, scores) in zip(kept, arrays, det.predict(arrays)):
-            drawn, n = sink.add(image_id, image, boxes.numpy(), scores.numpy())
+        for (path, image_id), image, d in zip(kept, arrays, det.detections(arrays)):
+            drawn, n = sink.add(image_id, image, d)
             sink.picture(image_id, drawn)
             print(f"{path}: {n} people (score >= {sink.draw_score}) -> {image_id}")
     return skipped
@@ -215,16 +221,21 @@ class Outputs:
         self.out, self.draw_score, self.conf, self.save_txt = out, draw_score, conf, save_txt
         self.results: dict = {}
         self.sizes: dict = {}
+        self.visible: dict = {}  # key -> visible boxes (N, 4) of a head that predicts them
 
-    def add(self, key: str, image, boxes, scores):
-        """Record one image's detections (those >= conf); -> the picture with those above the
+    def add(self, key: str, image, dets):
+        """Record one image's Detections (those >= conf); -> the picture with those above the
         drawing score drawn, and their number."""
+        boxes, scores = dets.boxes.numpy(), dets.scores.numpy()
         keep = scores >= self.conf
         boxes, scores = boxes[keep], scores[keep]
+        vis = None if dets.visible is None else dets.visible.numpy()[keep]
         self.results[key], self.sizes[key] = (boxes, scores), (image.shape[1], image.shape[0])
+        if vis is not None:
+            self.visible[key] = vis
         if self.save_txt:
             self._write_txt(key, boxes, scores)
-        return _draw(image, boxes, scores, self.draw_score)
+        return _draw(image, boxes, scores, self.draw_score, vis)
 
     def picture(self, key: str, drawn) -> None:
         import cv2
@@ -247,14 +258,19 @@ class Outputs:
             write_coco_results(path, self.results)
         else:
             path = self.out / "detections.odgt"
-            write_crowdhuman_dets(path, self.results, self.sizes)
+            write_crowdhuman_dets(path, self.results, self.sizes, self.visible)
         return path
 
 
-def _draw(image, boxes, scores, threshold):
+VISIBLE_COLOR = (0, 200, 255)  # BGR: orange, the visible boxes beside the full ones
+
+
+def _draw(image, boxes, scores, threshold, vis=None):
     from crowdet.visualize import PRED_COLOR, draw_boxes
 
     keep = scores >= threshold
+    if vis is not None:
+        image = draw_boxes(image, vis[keep], VISIBLE_COLOR, 1)
     labels = [f"{s:.2f}" for s in scores[keep]]
     return draw_boxes(image, boxes[keep], PRED_COLOR, 2, labels), int(keep.sum())
 
@@ -278,9 +294,9 @@ def detect_video(det, path: Path, sink: Outputs, image_id: str, batch: int = 1) 
             while frames := _read_frames(cap, batch):
                 if writer is None:
                     writer = _video_writer(sink.out / f"{image_id}.mp4", fps, frames[0])
-                for frame, (boxes, scores) in zip(frames, det.predict(frames)):
+                for frame, d in zip(frames, det.detections(frames)):
                     key = f"{image_id}_{frame_no:06d}"
-                    writer.write(sink.add(key, frame, boxes.numpy(), scores.numpy())[0])
+                    writer.write(sink.add(key, frame, d)[0])
                     frame_no += 1
                 bar.update(len(frames))
     finally:

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--box",
         choices=("full", "visible", "head"),
         default="full",
-        help="which GT boxes the detections are (default: full)",
+        help="which GT boxes the detections are (default: full); visible: the `vbox` of "
+        "CrowdHuman lines that carry them",
     )
     p.add_argument(
         "--caltech",
@@ -68,7 +69,7 @@ def _read_gt(path: Path, images: Path | None):
     return records, id_map
 
 
-def _read_both(gt: Path, dt: Path, images: Path | None):
+def _read_both(gt: Path, dt: Path, images: Path | None, box: str = "full"):
     """(GT records, COCO id map or None, DetectionFile). An .odgt GT is read in a child process
     beside the detections (a COCO GT first: its id map is needed to read the detections); a
     problem in the GT is reported before one in the detections, as when read one after the other."""
@@ -77,10 +78,10 @@ def _read_both(gt: Path, dt: Path, images: Path | None):
 
     if not gt.name.lower().endswith(".odgt"):
         records, id_map = _read_gt(gt, images)
-        return records, id_map, read_detections(dt, id_map)
+        return records, id_map, read_detections(dt, id_map, box)
     gt_job = Beside(_read_gt, gt, images)
     try:
-        found = read_detections(dt, None)
+        found = read_detections(dt, None, box)
     except Exception:
         gt_job.result()  # raises the GT's own problem first, if it has one
         raise
@@ -102,7 +103,7 @@ def run(args) -> int:
     from crowdet.evaluate import evaluate, format_table, write_results
 
     _check_out(args.out)
-    records, id_map, found = _read_both(args.gt, args.dt, args.images)
+    records, id_map, found = _read_both(args.gt, args.dt, args.images, args.box)
     found.check_ids({r.image_id for r in records}, args.dt, args.gt)
     found.check([r.image_id for r in records], args.dt, args.strict)
     _fill_missing_sizes(records, found.sizes)

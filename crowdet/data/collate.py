@@ -39,6 +39,7 @@ def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
     boxes = torch.zeros(n, G, 4)
     valid = torch.zeros(n, G, dtype=torch.bool)
     ignore = torch.zeros(n, G, dtype=torch.bool)
+    visible, visible_valid = _visible(samples, G)
     for i, (s, (b, ign)) in enumerate(zip(samples, targets)):
         h, w = s.image.shape[:2]
         pixels[i, :, :h, :w] = s.image.transpose(2, 0, 1)
@@ -56,4 +57,19 @@ def collate(samples: list[Sample], size_divisor: int = 32) -> Batch:
         image_ids=[s.image_id for s in samples],
         skipped=skipped,
         skipped_images=skipped_images,
+        visible=visible,
+        visible_valid=visible_valid,
     )
+
+
+def _visible(samples: list[Sample], G: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, G, 4) the visible box of each target row (0 where there is none) and (B, G) bool
+    where it is usable: finite with a positive width and height."""
+    visible = torch.zeros(len(samples), G, 4)
+    usable = torch.zeros(len(samples), G, dtype=torch.bool)
+    for i, s in enumerate(samples):
+        v = torch.from_numpy(s.boxes["visible"]).float()
+        ok = torch.isfinite(v).all(1) & (v[:, 2:] > v[:, :2]).all(1)
+        visible[i, : len(v)] = torch.where(ok[:, None], v, 0.0)
+        usable[i, : len(v)] = ok
+    return visible, usable

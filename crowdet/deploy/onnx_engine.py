@@ -32,7 +32,8 @@ def postprocess_kwargs(cfg: Config) -> dict:
     return dict(
         score_threshold=p.score_threshold, pre_nms_topk=p.pre_nms_topk,
         iou_threshold=p.iou_threshold, max_dets=p.max_dets, nms=p.nms,
-        soft_sigma=p.soft_sigma, vote_iou=p.vote_iou,
+        soft_sigma=p.soft_sigma, vote_iou=p.vote_iou, soft_method=p.soft_method,
+        instances=getattr(cfg.model.head, "instances", 1),
     )  # fmt: skip
 
 

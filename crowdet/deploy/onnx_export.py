@@ -100,6 +100,12 @@ def export_onnx(
     if out.is_dir():
         raise CrowdetError(f"--out {out}: is a folder; name the .onnx file to write")
     model, cfg = load_detector(checkpoint)
+    if cfg.postprocess.nms in ("adaptive", "visible"):
+        raise CrowdetError(
+            f"{checkpoint}: postprocess.nms={cfg.postprocess.nms} needs the head's "
+            f"{'densities' if cfg.postprocess.nms == 'adaptive' else 'visible boxes'}, which the "
+            "exported graph does not output; train or export with postprocess.nms=hard|soft|set"
+        )
     hw = graph_size(cfg, imgsz)
     # what the file's users letterbox to: the graph's size (a fixed one: so any image fits)
     cfg.data.input_size = max(hw) if dynamic else min(hw)

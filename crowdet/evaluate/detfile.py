@@ -3,7 +3,9 @@
 - CrowdHuman result lines (what CrowdDet's evaluator reads): one JSON object per line,
   `{"ID", "width", "height", "dtboxes": [{"box": [x, y, w, h], "score": s, "tag": 1}, ...]}`.
   Extra keys (e.g. `gtboxes`) are ignored; a JSON list of such objects (mmdetection's dump) is
-  read too.
+  read too. A detection may carry its person's visible box as `"vbox": [x, y, w, h]` (a head
+  that predicts visible boxes); reading with `box="visible"` scores those (lines without any
+  `vbox` are read from `box`, as a run trained on visible boxes writes them).
 - COCO results: a JSON list `[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]`.
   `image_id` is looked up in `id_map` (COCO image id -> record ID, `coco_image_ids` of a COCO GT
   file), else taken as the record ID itself (as a string). When several categories occur only
@@ -120,11 +122,19 @@ def _xyxy(rows: list[list[float]]) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
 
 
-def _dtboxes_fast(boxes: list) -> tuple[np.ndarray, np.ndarray] | None:
-    """Vectorised parse of a clean `dtboxes` list: (boxes (N, 4) xywh, scores (N,)), or None
-    when anything needs the box-by-box check."""
+def _box_key(boxes: list, kind: str) -> str:
+    """The key a `dtboxes` list gives the boxes of `kind` under: "vbox" for visible boxes when
+    any detection carries one, else "box"."""
+    if kind == "visible" and any(isinstance(d, dict) and "vbox" in d for d in boxes):
+        return "vbox"
+    return "box"
+
+
+def _dtboxes_fast(boxes: list, key: str = "box") -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised parse of a clean `dtboxes` list: (boxes (N, 4) xywh under `key`, scores
+    (N,)), or None when anything needs the box-by-box check."""
     try:
-        xywh = numeric_array([d["box"] for d in boxes], 2) if boxes else np.zeros((0, 4))
+        xywh = numeric_array([d[key] for d in boxes], 2) if boxes else np.zeros((0, 4))
         scores = numeric_array([d["score"] for d in boxes], 1) if boxes else np.zeros(0)
     except (KeyError, TypeError, IndexError):
         return None
@@ -135,12 +145,14 @@ def _dtboxes_fast(boxes: list) -> tuple[np.ndarray, np.ndarray] | None:
     return xywh, scores
 
 
-def _dtboxes_error(boxes: list) -> str:
+def _dtboxes_error(boxes: list, key: str = "box") -> str:
     """The first problem of a `dtboxes` list the fast path refused."""
     for j, d in enumerate(boxes):
         if not isinstance(d, dict):
             return f"dtboxes[{j}]: expected an object, got {d!r}"
-        why = _box_error(d.get("box"))
+        why = _box_error(d.get(key))
+        if why and key == "vbox":
+            why = "v" + why + " (some detections of this line carry a vbox, all must)"
         if why is None and not number(d.get("score")):
             why = f"score must be a finite number, got {d.get('score')!r}"
         if why:
@@ -148,7 +160,7 @@ def _dtboxes_error(boxes: list) -> str:
     return "dtboxes: not a list of {'box', 'score'} objects"
 
 
-def _crowdhuman_record(obj, out: DetectionFile, line: int) -> str | None:
+def _crowdhuman_record(obj, out: DetectionFile, line: int, kind: str = "full") -> str | None:
     """Add one CrowdHuman result object to `out`; the reason it is invalid, or None."""
     if not isinstance(obj, dict):
         return f"expected a JSON object with 'ID' and 'dtboxes', got {type(obj).__name__}"
@@ -159,9 +171,10 @@ def _crowdhuman_record(obj, out: DetectionFile, line: int) -> str | None:
         return f"image {image_id!r}: field 'dtboxes' must be a list, got {boxes!r}"
     if image_id in out.dets:
         return f"image {image_id!r} appears twice"
-    parsed = _dtboxes_fast(boxes)
+    key = _box_key(boxes, kind)
+    parsed = _dtboxes_fast(boxes, key)
     if parsed is None:
-        return f"image {image_id!r} {_dtboxes_error(boxes)}"
+        return f"image {image_id!r} {_dtboxes_error(boxes, key)}"
     width, height = obj.get("width"), obj.get("height")
     if width is not None or height is not None:
         if not (number(width) and number(height) and width > 0 and height > 0):
@@ -234,16 +247,19 @@ def _json_list_items(text: str, path: Path):
         yield line, item
 
 
-def read_detections(path: str | os.PathLike, id_map: dict | None = None) -> DetectionFile:
-    """Read CrowdHuman result lines or a COCO results list (see the module docstring)."""
+def read_detections(
+    path: str | os.PathLike, id_map: dict | None = None, kind: str = "full"
+) -> DetectionFile:
+    """Read CrowdHuman result lines or a COCO results list (see the module docstring); kind
+    "visible": the `vbox` of CrowdHuman lines that carry them."""
     path = Path(path)
     if not path.is_file():
         raise DataError("detection file not found; check the path", str(path))
     with paused_gc():
-        return _read_text(path.read_text(encoding="utf-8"), path, id_map)
+        return _read_text(path.read_text(encoding="utf-8"), path, id_map, kind)
 
 
-def _read_text(text: str, path: Path, id_map: dict | None) -> DetectionFile:
+def _read_text(text: str, path: Path, id_map: dict | None, kind: str = "full") -> DetectionFile:
     """The detections of a file's whole text (JSON list or lines)."""
     stripped = text.lstrip()
     out = DetectionFile()
@@ -251,7 +267,7 @@ def _read_text(text: str, path: Path, id_map: dict | None) -> DetectionFile:
         rows: dict[str, list] = {}
         for i, (line, item) in enumerate(_json_list_items(text, path)):
             if isinstance(item, dict) and "dtboxes" in item:
-                why = _crowdhuman_record(item, out, line)
+                why = _crowdhuman_record(item, out, line, kind)
             else:
                 out.format = "coco"
                 why = _coco_item(item, id_map, rows, out, line)
@@ -269,7 +285,7 @@ def _read_text(text: str, path: Path, id_map: dict | None) -> DetectionFile:
             obj = json.loads(raw)
         except ValueError as e:
             raise DataError(f"malformed JSON line ({e})", str(path), line) from None
-        if why := _crowdhuman_record(obj, out, line):
+        if why := _crowdhuman_record(obj, out, line, kind):
             raise DataError(why, str(path), line)
     return out
 
@@ -278,14 +294,16 @@ def write_crowdhuman_dets(
     path: str | os.PathLike,
     dets: dict[str, tuple[np.ndarray, np.ndarray]],
     sizes: dict[str, tuple[int, int]] | None = None,
+    visible: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write CrowdHuman result lines, atomically, one line per image of `dets` (in its order).
 
     Args:
         dets: image ID -> (boxes (N, 4) xyxy, scores (N,)).
         sizes: image ID -> (W, H), written as width/height (what the evaluator clips to).
+        visible: image ID -> (N, 4) xyxy visible boxes, written as each detection's `vbox`.
     """
-    sizes = sizes or {}
+    sizes, visible = sizes or {}, visible or {}
     with atomic_open(path, "w") as f:
         for image_id, (boxes, scores) in dets.items():
             b = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -295,6 +313,11 @@ def write_crowdhuman_dets(
                 obj["width"], obj["height"] = int(sizes[image_id][0]), int(sizes[image_id][1])
             s = np.asarray(scores, np.float64).reshape(-1).tolist()
             obj["dtboxes"] = [{"box": x, "score": v, "tag": 1} for x, v in zip(xywh, s)]
+            if image_id in visible:
+                v = np.asarray(visible[image_id], np.float64).reshape(-1, 4)
+                vxywh = np.concatenate([v[:, :2], v[:, 2:] - v[:, :2]], 1).tolist()
+                for d, vb in zip(obj["dtboxes"], vxywh, strict=True):
+                    d["vbox"] = vb
             f.write(json.dumps(obj) + "\n")
 
 

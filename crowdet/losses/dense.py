@@ -15,6 +15,7 @@ from torchvision.ops import sigmoid_focal_loss
 from crowdet import boxes as B
 from crowdet.assign.codes import BACKGROUND
 from crowdet.losses.box import box_loss
+from crowdet.losses.extras import extra_terms
 from crowdet.losses.quality import quality_focal_loss
 from crowdet.structures import Assigner, Batch, HeadOutput, Predictions, Priors, Targets
 
@@ -75,9 +76,15 @@ class DenseLoss:
         loss_box = box_loss(self.box, coder, prior_boxes, regression, gt, self.beta)
         # keep every parameter in the graph when there are no positives or no negatives
         zero = 0.0 * (cls_logits.sum() + box_regression.sum())
+        g_idx = matched[b_idx, a_idx]
+        extras = extra_terms(
+            outputs, prior_boxes, batch, coder, b_idx, a_idx, g_idx, norm,
+            self.box, self.beta, self.box_weight,
+        )  # fmt: skip
         return {
             "cls": loss_cls / norm + zero,
             "box": self.box_weight * loss_box / norm,
+            **extras,
         }
 
     def _predictions(self, cls_logits, box_regression, priors: Priors, coder) -> Predictions | None:

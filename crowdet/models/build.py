@@ -37,6 +37,7 @@ from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
 from crowdet.losses.box import IOU_LOSSES
 from crowdet.losses.dense import DenseLoss
+from crowdet.losses.emd import EMDLoss
 from crowdet.losses.fcos import FCOSLoss
 from crowdet.losses.yolov3 import YOLOv3Loss
 from crowdet.losses.yolox import YOLOXLoss
@@ -49,6 +50,7 @@ from crowdet.models.heads.yolox import YOLOXHead, YOLOXHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
 from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
+from crowdet.postprocess.suppress import check_method
 from crowdet.structures import Assigner
 
 BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
@@ -142,6 +144,7 @@ def build_detector(cfg: Config) -> DenseDetector:
         HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
     _check_scale_bounds(cfg.assign, len(neck.out_strides))
+    check_crowd_extras(head, cfg.postprocess.nms)
     detector = DenseDetector(
         backbone,
         neck,
@@ -172,8 +175,34 @@ def build_assigner(assign: AssignConfigBase) -> Assigner:
     return _build(ASSIGNERS, assign, "assign")
 
 
-def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss:
+def check_crowd_extras(head, nms: str) -> None:
+    """ConfigError naming the key when the head's extras and postprocess.nms do not fit."""
+    if head.instances > 1 and (head.visible or head.density):
+        raise ConfigError(
+            "model.head.instances: several instances per prior train with the EMD loss, which "
+            "has no visible or density term; set model.head.visible and model.head.density false"
+        )
+    check_method(nms, head.visible, head.density, head.instances)
+
+
+def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss | EMDLoss:
     lc = cfg.loss
+    instances = getattr(cfg.model.head, "instances", 1)
+    if instances > 1:
+        if lc.box not in ("giou", "diou", "ciou"):
+            raise ConfigError(
+                f"loss.box: model.head.instances > 1 (EMD loss) needs an IoU loss, got {lc.box!r}"
+            )
+        return EMDLoss(
+            assigner,
+            instances=instances,
+            pos_iou=getattr(cfg.assign, "pos_iou", 0.5),
+            focal_alpha=lc.focal_alpha,
+            focal_gamma=lc.focal_gamma,
+            box=lc.box,
+            box_weight=lc.box_weight,
+            num_pos_reducer=num_pos_reducer,
+        )
     return DenseLoss(
         assigner,
         cls=lc.cls,
@@ -253,4 +282,6 @@ def build_postprocess(cfg: Config):
         nms=p.nms,
         soft_sigma=p.soft_sigma,
         vote_iou=p.vote_iou,
+        soft_method=p.soft_method,
+        instances=getattr(cfg.model.head, "instances", 1),
     )

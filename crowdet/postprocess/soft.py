@@ -3,22 +3,25 @@ them.
 
 The textbook procedure: pick the highest-scored live box (the lower index on ties), decay every
 other live box by f(IoU with the pick), drop the boxes whose score fell below
-``score_threshold``, repeat. It is run here for every group (an image, a class) at once: each
-group's boxes sit in one row of a padded (groups, width) score table, and step k makes the k-th
-pick of every row together (one argmax per row, one row of IoUs, one decay). So the steps number
-the picks of the busiest group, at most ``max_per_group`` when that is set, and each step costs
-O(groups x width) on the boxes' device. The picks come out in the one-by-one order, with the
-one-by-one scores.
+``score_threshold``, repeat. Only overlapping boxes decay each other, so on the CPU it runs on
+the overlap graph (the pairs of crowdet.postprocess.pairs, every group at once) with a compiled
+heap-driven kernel (crowdet.postprocess.soft_kernel): a pick costs its overlapping neighbours,
+not a pass over every box. On another device every group's boxes sit in one row of a padded
+(groups, width) score table, and step k makes the k-th pick of every row together (one argmax
+per row, one row of IoUs, one decay), O(groups x width) per step on the device. Either way the
+picks come out in the one-by-one order, with the one-by-one scores.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from crowdet import boxes as box_ops
 from crowdet.errors import ConfigError
 from crowdet.postprocess.groups import GroupTable
 from crowdet.postprocess.pairs import check_scored_boxes
+from crowdet.postprocess.soft_kernel import soft_nms_sorted
 
 __all__ = ["batched_soft_nms", "soft_nms"]
 
@@ -73,21 +76,60 @@ def batched_soft_nms(
     if not sigma > 0:
         raise ConfigError(f"soft-NMS sigma must be > 0, got {sigma}")
     work = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    if boxes.device.type == "cpu":
+        keep, picked_scores = _cpu_soft_nms(
+            boxes, work, idxs, method, sigma, iou_threshold, score_threshold, max_per_group
+        )
+        return keep, picked_scores.to(scores.dtype)
     candidates = torch.nonzero(work >= score_threshold).flatten()
     if idxs is None:
         group = torch.zeros_like(candidates)
     else:
         group = torch.unique(idxs[candidates], return_inverse=True)[1]
-    table = GroupTable(group)
-    table_scores = table.fill(work[candidates], float("-inf"))
-    table_boxes = table.fill(boxes[candidates].to(work.dtype), 0.0)
-    decay = _decay_fn(method, sigma, iou_threshold)
-    steps = table.width if max_per_group <= 0 else min(table.width, max_per_group)
-    picks, picked_scores = _pick_steps(table_scores, table_boxes, decay, score_threshold, steps)
-    keep = table.fill(candidates, -1)[picks[:, 0], picks[:, 1]]
+    keep, picked_scores = _table_soft_nms(
+        boxes[candidates].to(work.dtype), work[candidates], group, method, sigma,
+        iou_threshold, score_threshold, max_per_group,
+    )  # fmt: skip
+    keep = candidates[keep]
     order = torch.sort(keep).indices  # index ascending, then score descending (stable)
     order = order[torch.sort(picked_scores[order], descending=True, stable=True).indices]
     return keep[order], picked_scores[order].to(scores.dtype)
+
+
+def _cpu_soft_nms(boxes, scores, idxs, method, sigma, iou_threshold, score_threshold, cap):
+    """The CPU path, in numpy around the compiled kernel (crowdet.postprocess.soft_kernel):
+    boxes (N, 4), scores (N,) float32 or float64, idxs (N,) or None -> keep (K,) int64 and
+    new_scores (K,), sorted by decayed score (then index)."""
+    sc = scores.numpy()
+    threshold = sc.dtype.type(score_threshold)
+    candidates = np.flatnonzero(sc >= threshold)
+    b = boxes.numpy()[candidates].astype(sc.dtype)
+    if idxs is None:
+        g = np.zeros(len(candidates), np.int64)
+    else:
+        g = np.unique(idxs.numpy()[candidates], return_inverse=True)[1].astype(np.int64)
+    order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
+    min_iou = 0.0 if method == "gaussian" else iou_threshold
+    consts = np.array([box_ops.EPS, sigma, 1.0, min_iou, 0.0], dtype=sc.dtype)
+    picked, picked_scores = soft_nms_sorted(
+        b[order], sc[candidates][order], order, g[order], consts, method == "linear",
+        threshold, cap,
+    )  # fmt: skip
+    keep = candidates[order[picked]]
+    ranked = np.lexsort((keep, -picked_scores))  # score descending, then index
+    return torch.from_numpy(keep[ranked]), torch.from_numpy(picked_scores[ranked])
+
+
+def _table_soft_nms(boxes, scores, group, method, sigma, iou_threshold, score_threshold, cap):
+    """The padded-table path (any device): same inputs and outputs as `_graph_soft_nms`."""
+    table = GroupTable(group)
+    table_scores = table.fill(scores, float("-inf"))
+    table_boxes = table.fill(boxes, 0.0)
+    decay = _decay_fn(method, sigma, iou_threshold)
+    steps = table.width if cap <= 0 else min(table.width, cap)
+    picks, picked_scores = _pick_steps(table_scores, table_boxes, decay, score_threshold, steps)
+    positions = torch.arange(len(scores), device=scores.device)
+    return table.fill(positions, -1)[picks[:, 0], picks[:, 1]], picked_scores
 
 
 def _decay_fn(method: str, sigma: float, iou_threshold: float):

@@ -23,14 +23,30 @@ from crowdet.structures import HeadOutput, Priors
 
 
 class DenseHead(nn.Module):
+    """The crowd extras a head may offer (crowdet.losses.extras, crowdet.postprocess.suppress):
+    `visible` (HeadOutput.second_box is the visible box of the full box's person), `density`
+    (HeadOutput.density) and `instances` K > 1 (each prior predicts K people: its outputs come
+    K per prior, the priors repeated K times in a row, trained by crowdet.losses.emd)."""
+
+    visible: bool = False
+    density: bool = False
+    instances: int = 1
+
     def __init__(self, prior_generator: AnchorGenerator, coder):
         super().__init__()
         self.prior_generator = prior_generator  # feature shapes -> Priors
         self.coder = coder  # encode(priors, boxes), decode(priors, regression)
 
     def priors(self, shapes: list[tuple[int, int]], device: torch.device | None = None) -> Priors:
-        """Feature map shapes [(H_l, W_l)] -> the priors of this head's outputs."""
-        return self.prior_generator(shapes, device=device)
+        """Feature map shapes [(H_l, W_l)] -> the priors of this head's outputs (each repeated
+        `instances` times in a row)."""
+        priors = self.prior_generator(shapes, device=device)
+        k = self.instances
+        if k == 1:
+            return priors
+        strides = None if priors.strides is None else priors.strides.repeat_interleave(k)
+        boxes = priors.boxes.repeat_interleave(k, dim=0)
+        return Priors(boxes, [n * k for n in priors.level_sizes], strides)
 
     def scores(self, outputs: HeadOutput) -> torch.Tensor:
         """The detection score of each prior and class (B, A, C) in [0, 1]."""

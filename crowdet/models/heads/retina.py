@@ -28,6 +28,13 @@ class RetinaHeadConfig(Variant):
     channels: int = Field(64, ge=1)  # tower width
     prior_prob: float = Field(0.01, gt=0.0, lt=1.0)  # initial foreground probability (bias init)
     norm: Literal["bn", "gn", "none"] = "bn"  # normalisation inside the towers
+    # crowd extras (crowdet.models.heads.base.DenseHead): also predict each person's visible box
+    # from the box tower (postprocess.nms: visible); a density branch on the box tower, each
+    # person's largest IoU with another person (postprocess.nms: adaptive); K people per prior
+    # (CrowdDet's multiple instance prediction, EMD loss; postprocess.nms: set)
+    visible: bool = False
+    density: bool = False
+    instances: int = Field(1, ge=1, le=4)
 
 
 class Tower(nn.Module):
@@ -65,12 +72,18 @@ class RetinaHead(DenseHead):
         channels: int,
         prior_prob: float,
         norm: str,
+        visible: bool = False,
+        density: bool = False,
+        instances: int = 1,
     ):
         """One tower pair for the levels of `anchors` (their strides), `anchors.num_anchors`
-        anchors per location. No defaults here: a config's come from RetinaHeadConfig."""
+        anchors per location (each predicting `instances` people); visible / density: the extra
+        outputs on the box tower. No defaults for the tower: a config's come from
+        RetinaHeadConfig."""
         super().__init__(anchors, DeltaCoder())
-        num_levels, num_anchors = len(anchors.strides), anchors.num_anchors
+        num_levels, num_anchors = len(anchors.strides), anchors.num_anchors * instances
         self.num_classes, self.num_anchors = num_classes, num_anchors
+        self.visible, self.density, self.instances = visible, density, instances
         self.reduce = (
             nn.Identity() if in_channels == channels else nn.Conv2d(in_channels, channels, 1)
         )
@@ -78,6 +91,9 @@ class RetinaHead(DenseHead):
         self.box_tower = Tower(channels, convs, num_levels, norm)
         self.cls_out = nn.Conv2d(channels, num_anchors * num_classes, 3, padding=1)
         self.box_out = nn.Conv2d(channels, num_anchors * 4, 3, padding=1)
+        out = lambda n: nn.Conv2d(channels, num_anchors * n, 3, padding=1)  # noqa: E731
+        self.visible_out = out(4) if visible else None
+        self.density_out = out(1) if density else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
@@ -97,14 +113,26 @@ class RetinaHead(DenseHead):
         a = anchors
         generator = AnchorGenerator(strides, a.base_scale, a.octave_scales, a.aspect_ratios)
         return cls(
-            in_channels, generator, num_classes, cfg.convs, cfg.channels, cfg.prior_prob, cfg.norm
-        )
+            in_channels, generator, num_classes, cfg.convs, cfg.channels, cfg.prior_prob, cfg.norm,
+            cfg.visible, cfg.density, cfg.instances,
+        )  # fmt: skip
 
     def forward(self, feats: list[torch.Tensor]) -> HeadOutput:
-        """Pyramid features -> cls_logits (B, A, C), box_regression (B, A, 4) anchor deltas."""
-        cls, box = [], []
+        """Pyramid features -> cls_logits (B, A, C), box_regression (B, A, 4) anchor deltas, and
+        the extras asked for: second_box (B, A, 4) visible-box deltas, density (B, A, 1)."""
+        cls, box, vis, dens = [], [], [], []
         for level, x in enumerate(feats):
             x = self.reduce(x)
             cls.append(flatten_level(self.cls_out(self.cls_tower(x, level)), self.num_classes))
-            box.append(flatten_level(self.box_out(self.box_tower(x, level)), 4))
-        return HeadOutput(torch.cat(cls, dim=1), torch.cat(box, dim=1))
+            t = self.box_tower(x, level)
+            box.append(flatten_level(self.box_out(t), 4))
+            if self.visible_out is not None:
+                vis.append(flatten_level(self.visible_out(t), 4))
+            if self.density_out is not None:
+                dens.append(flatten_level(self.density_out(t), 1))
+        return HeadOutput(
+            torch.cat(cls, dim=1),
+            torch.cat(box, dim=1),
+            second_box=torch.cat(vis, dim=1) if vis else None,
+            density=torch.cat(dens, dim=1) if dens else None,
+        )
