@@ -4,18 +4,18 @@
 CKPT is a training checkpoint (.pt) or an exported model (.onnx, run by onnxruntime). Writes
 `DIR/<ID>.jpg` (or `DIR/<ID>.mp4` for a video) with the detections drawn, and the detections of
 every image or video frame (`<ID>_<frame>`, frame numbered from 0 in six digits):
-`DIR/detections.odgt` (CrowdHuman result lines, `--format odgt`, what `crowdet eval-dets` reads)
-or `DIR/detections.json` (a COCO results list, `--format coco`: image_id is the image's ID, an
-integer when the ID is one); with `--save-txt` also `DIR/labels/<ID>.txt`, one line
-`x1 y1 x2 y2 score` per detection in original-image pixels. `--conf` drops detections below it
-from every output. A head that predicts visible boxes has them drawn in another colour and
-written as each detection's `vbox` (`crowdet eval-dets --box visible` scores them); `--set
-KEY=VALUE` changes the checkpoint's config (e.g. `postprocess.nms=soft`). An input's ID is its
-path relative to the folder given (a file given: its name) without the extension; inputs that would share an ID keep their extension (`x.jpg`,
-`x.png`), and the name of the folder given when that is not enough (`a/x.jpg`). Images and
-frames go through the model `--batch` at a time, with a progress bar giving frames per second.
-An unreadable file is named and skipped; the others are all written and the exit status is 1
-(`--strict`: stop at the first one, writing no detections).
+`DIR/detections.odgt` (CrowdHuman result lines, `--format odgt`, what `crowdet eval-dets` reads) or
+`DIR/detections.json` (a COCO results list, `--format coco`: image_id is the image's ID, an integer
+when the ID is one); with `--save-txt` also `DIR/labels/<ID>.txt`, one line `x1 y1 x2 y2 score` per
+detection in original-image pixels. `--conf` drops detections below it from every output. A head
+that predicts visible boxes has them drawn in another colour and written as each detection's `vbox`
+(`crowdet eval-dets --box visible` scores them); `--set KEY=VALUE` changes the checkpoint's config
+(e.g. `postprocess.nms=soft`). An input's ID is its path relative to the folder given (a file given:
+its name) without the extension; inputs that would share an ID keep their extension (`x.jpg`,
+`x.png`), and the name of the folder given when that is not enough (`a/x.jpg`). Images and frames go
+through the model `--batch` at a time, with a progress bar giving frames per second. An unreadable
+file is named and skipped; the others are all written and the exit status is 1 (`--strict`: stop at
+the first one, writing no detections).
 """
 
 from __future__ import annotations
