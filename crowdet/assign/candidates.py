@@ -17,6 +17,7 @@ the very IoU the dense computation gives. Pairs are made in blocks of at most ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -230,42 +231,40 @@ def best_of_pairs(pairs: Pairs, num_images: int, num_priors: int, fill: float = 
 def nearest_window(grid: Grid, centres: torch.Tensor, topk: int):
     """Windows of places around points that hold each point's ``topk`` nearest priors per level.
 
-    centres (N, 2) -> prior indices (N, W) int64 (W = the summed window sizes, level by level),
-    and (N, L) float: per level, a lower bound of the squared distance from the point to any
-    prior of the level outside its window (inf when the window is the whole level)."""
-    levels = int(grid.level.max()) + 1
-    first_row = torch.zeros(levels, dtype=torch.long, device=centres.device)
-    first_row.scatter_reduce_(
-        0, grid.level, torch.arange(len(grid.level), device=centres.device), "amin", include_self=False
-    )
-    g = {k: getattr(grid, k)[first_row] for k in ("start", "rows", "cols", "shapes", "x0", "y0", "step_x", "step_y")}
+    centres (N, 2) -> for each level with priors, in order: prior indices (N, W_l) int64 of its
+    window, in increasing order; and (N, L) float: per level, a lower bound of the squared
+    distance from the point to any prior of the level outside its window (inf when the window
+    is the whole level).
+    """
     parts, bounds = [], []
-    for level in range(levels):
-        p = {k: v[level] for k, v in g.items()}
-        need = -(-topk // int(p["shapes"]))  # places
-        side = 2 * (int(need**0.5) // 2 + 1) + 1
-        r0, nr, br = _window_axis(centres[:, 1], p["y0"], p["step_y"], int(p["rows"]), side)
-        c0, nc, bc = _window_axis(centres[:, 0], p["x0"], p["step_x"], int(p["cols"]), side)
-        k = int(p["shapes"])
-        dr = torch.arange(nr, device=centres.device)
-        dc = torch.arange(nc, device=centres.device)
-        dk = torch.arange(k, device=centres.device)
-        place = (r0[:, None, None] + dr[None, :, None]) * int(p["cols"]) + c0[:, None, None] + dc[None, None, :]
-        idx = int(p["start"]) + place[..., None] * k + dk
-        parts.append(idx.reshape(len(centres), -1))
-        bounds.append(torch.minimum(br, bc).square())
-    return parts, torch.stack(bounds, 1) if bounds else None
+    for level in torch.unique(grid.level).tolist():
+        row = int((grid.level == level).nonzero()[0])
+        g = {k: getattr(grid, k)[row] for k in ("start", "rows", "cols", "shapes")}
+        start, rows, cols, k = (int(g[key]) for key in ("start", "rows", "cols", "shapes"))
+        side = 2 * (math.isqrt(-(-topk // k)) // 2 + 1) + 1
+        y = (grid.y0[row], grid.step_y[row])
+        x = (grid.x0[row], grid.step_x[row])
+        r0, nr, br = _window_axis(centres[:, 1], *y, rows, side)
+        c0, nc, bc = _window_axis(centres[:, 0], *x, cols, side)
+        dev = centres.device
+        place = (r0[:, None, None] + torch.arange(nr, device=dev)[:, None]) * cols
+        place = place + c0[:, None, None] + torch.arange(nc, device=dev)
+        idx = start + place[..., None] * k + torch.arange(k, device=dev)
+        parts.append(idx.reshape(len(centres), nr * nc * k))
+        bounds.append(torch.minimum(br, bc).clamp(min=0).square())
+    return parts, torch.stack(bounds, 1)
 
 
 def _window_axis(x, origin, step, size, side):
-    """Along one axis: first index (N,), window length, and the distance (N,) from x to the
-    nearest place outside the window (inf where the window reaches both ends)."""
+    """Along one axis: first index (N,), window length, and a lower bound of the distance (N,)
+    from x to the places outside the window (inf where the window reaches both ends)."""
     length = min(side, size)
     near = torch.round((x - origin) / step).long()
     first = (near - length // 2).clamp(min=0, max=size - length)
     before = origin + (first - 1) * step
     after = origin + (first + length) * step
     inf = torch.full_like(x, float("inf"))
-    d_before = torch.where(first > 0, x - before, inf)
-    d_after = torch.where(first + length < size, after - x, inf)
+    margin = 0.01 * step  # the priors lie on the grid within a small tolerance
+    d_before = torch.where(first > 0, x - before - margin, inf)
+    d_after = torch.where(first + length < size, after - x - margin, inf)
     return first, length, torch.minimum(d_before, d_after)
