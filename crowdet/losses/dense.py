@@ -30,12 +30,14 @@ class DenseLoss:
         box_weight: float = 2.0,
         smooth_l1_beta: float = 0.1,
         num_pos_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        repulsion: Callable | None = None,
     ):
         self.assigner = assigner
         self.cls = cls  # "focal" (target 1) or "quality_focal" (target = IoU of the prediction)
         self.alpha, self.gamma = focal_alpha, focal_gamma
         self.box, self.box_weight, self.beta = box, box_weight, smooth_l1_beta
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
+        self.repulsion = repulsion  # crowdet.losses.repulsion.RepulsionLoss, None = off
 
     def __call__(
         self, outputs: HeadOutput, priors: Priors, batch: Batch, coder
@@ -75,10 +77,11 @@ class DenseLoss:
         loss_box = box_loss(self.box, coder, prior_boxes, regression, gt, self.beta)
         # keep every parameter in the graph when there are no positives or no negatives
         zero = 0.0 * (cls_logits.sum() + box_regression.sum())
-        return {
-            "cls": loss_cls / norm + zero,
-            "box": self.box_weight * loss_box / norm,
-        }
+        out = {"cls": loss_cls / norm + zero, "box": self.box_weight * loss_box / norm}
+        if self.repulsion is not None:
+            pred = coder.decode(prior_boxes, regression)
+            out.update(self.repulsion(pred, prior_boxes, b_idx, matched[b_idx, a_idx], batch, norm))
+        return out
 
     def _predictions(self, cls_logits, box_regression, priors: Priors, coder) -> Predictions | None:
         """The detached predictions (B, A, C) scores and (B, A, 4) boxes decoded by the head's

@@ -18,10 +18,20 @@ import torch
 
 from crowdet.assign.atss import ATSSAssigner
 from crowdet.assign.max_iou import MaxIoUAssigner
-from crowdet.config import AssignConfigBase, ATSSAssignConfig, Config, MaxIoUAssignConfig
+from crowdet.assign.ota import OTAAssigner
+from crowdet.config import (
+    AssignConfigBase,
+    ATSSAssignConfig,
+    Config,
+    FreeAnchorAssignConfig,
+    MaxIoUAssignConfig,
+    OTAAssignConfig,
+)
 from crowdet.config_base import FieldError, Variant, unknown_name
 from crowdet.errors import ConfigError
 from crowdet.losses.dense import DenseLoss
+from crowdet.losses.free_anchor import FreeAnchorLoss
+from crowdet.losses.repulsion import RepulsionLoss
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
@@ -51,11 +61,42 @@ def _atss(a: ATSSAssignConfig) -> ATSSAssigner:
     )
 
 
+def _ota(a: OTAAssignConfig) -> OTAAssigner:
+    return OTAAssigner(
+        candidates=a.candidates,
+        dynamic_q=a.dynamic_q,
+        eps=a.eps,
+        iters=a.iters,
+        cls_weight=a.cls_weight,
+        iou_weight=a.iou_weight,
+        center_weight=a.center_weight,
+        outside_cost=a.outside_cost,
+        ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
+    )
+
+
+def _free_anchor(a: FreeAnchorAssignConfig) -> FreeAnchorLoss:
+    return FreeAnchorLoss(
+        bag_size=a.bag_size,
+        iou_low=a.iou_low,
+        focal_alpha=a.focal_alpha,
+        focal_gamma=a.focal_gamma,
+        box_weight=a.box_weight,
+        smooth_l1_beta=a.smooth_l1_beta,
+        ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
+    )
+
+
 # assign.name -> (its config model, the builder of the assigner from that model); the config
-# accepts exactly these names (crowdet.config.AssignConfig)
+# accepts exactly these names (crowdet.config.AssignConfig). FreeAnchor learns from bags of
+# anchors instead of a hard assignment: its entry builds the whole loss (build_loss).
 ASSIGNERS = {
     "max_iou": (MaxIoUAssignConfig, _max_iou),
     "atss": (ATSSAssignConfig, _atss),
+    "ota": (OTAAssignConfig, _ota),
+    "free_anchor": (FreeAnchorAssignConfig, _free_anchor),
 }
 
 
@@ -102,10 +143,19 @@ def build_assigner(assign: AssignConfigBase) -> Assigner:
     return _build(ASSIGNERS, assign, "assign")
 
 
-def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
+def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss | FreeAnchorLoss:
     lc = cfg.loss
+    assigner = build_assigner(cfg.assign)
+    if isinstance(assigner, FreeAnchorLoss):
+        if lc.rep_gt or lc.rep_box:
+            raise ConfigError("loss.rep_gt / loss.rep_box need a hard assignment, not free_anchor")
+        assigner.num_pos_reducer = num_pos_reducer
+        return assigner
+    repulsion = None
+    if lc.rep_gt or lc.rep_box:
+        repulsion = RepulsionLoss(lc.rep_gt, lc.rep_box, lc.rep_sigma_gt, lc.rep_sigma_box)
     return DenseLoss(
-        build_assigner(cfg.assign),
+        assigner,
         cls=lc.cls,
         focal_alpha=lc.focal_alpha,
         focal_gamma=lc.focal_gamma,
@@ -113,6 +163,7 @@ def build_loss(cfg: Config, num_pos_reducer=None) -> DenseLoss:
         box_weight=lc.box_weight,
         smooth_l1_beta=lc.smooth_l1_beta,
         num_pos_reducer=num_pos_reducer,
+        repulsion=repulsion,
     )
 
 
