@@ -112,8 +112,9 @@ class OTAAssigner:
             cand = _window_candidates(
                 grid, prior_boxes, boxes, sizes, self.candidates, self.max_elements
             )
-        score = predictions.scores[..., 0].float()  # (B, A) the person class
-        pred = predictions.boxes.float()
+        dtype = prior_boxes.dtype
+        score = predictions.scores[..., 0].to(dtype)  # (B, A) the person class
+        pred = predictions.boxes.to(dtype)
         cost, iou = pair_costs(
             prior_boxes,
             boxes,
@@ -164,9 +165,9 @@ def _apply_plan(matched, problem, eps, iters, num_priors) -> None:
     slots, demander = torch.unique(slot, return_inverse=True)  # candidate priors of the batch
     num_images = matched.shape[0]
     slot_image = slots // num_priors
-    demand_per_image = torch.bincount(slot_image, minlength=num_images).float()
     supply = problem["supply"]
-    wanted = torch.zeros(num_images, device=supply.device).index_add_(0, image, supply)
+    demand_per_image = torch.bincount(slot_image, minlength=num_images).to(supply.dtype)
+    wanted = supply.new_zeros(num_images).index_add_(0, image, supply)
     scale = (demand_per_image / wanted.clamp(min=_TINY)).clamp(max=1.0)
     supply = supply * scale[image]
     background = demand_per_image - torch.zeros_like(wanted).index_add_(0, image, supply)

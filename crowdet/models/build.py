@@ -98,6 +98,7 @@ ASSIGNERS = {
     "ota": (OTAAssignConfig, _ota),
     "free_anchor": (FreeAnchorAssignConfig, _free_anchor),
 }
+WHOLE_LOSSES = {"free_anchor"}  # the ASSIGNERS entries that build a whole loss, not an assigner
 
 
 def lookup(table: dict, name: str, key: str):
