@@ -62,7 +62,7 @@ def run_crowdet(loss, pri, batch, cls, reg) -> float:
     out = loss(HeadOutput(cls, reg), pri, batch, DeltaCoder())
     total = sum(out.values())
     total.backward()
-    return float(total)
+    return float(total.detach())
 
 
 def run_torchvision(head, matcher, anchors, boxes, people, cls, reg) -> float:
@@ -78,7 +78,7 @@ def run_torchvision(head, matcher, anchors, boxes, people, cls, reg) -> float:
                             [anchors] * len(boxes), matched)  # fmt: skip
     total = sum(out.values())
     total.backward()
-    return float(total)
+    return float(total.detach())
 
 
 def main() -> None:

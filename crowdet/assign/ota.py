@@ -80,8 +80,6 @@ class OTAAssigner:
     ) -> AssignResult:
         """priors (A, 4), targets (B, G), predictions (B, A, C) scores and (B, A, 4) boxes
         -> AssignResult with matched (B, A) int64."""
-        if predictions is None:
-            raise ValueError("the OTA assigner ranks priors by the predictions: none were given")
         check_assign_inputs(priors, targets, predictions)
         prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
         num_images, num_gt = people.shape
@@ -90,6 +88,8 @@ class OTAAssigner:
         if num_images == 0 or num_gt == 0 or num_priors == 0:
             return AssignResult(matched)
         image, person = people.nonzero(as_tuple=True)
+        if len(image) and predictions is None:
+            raise ValueError("the OTA assigner ranks priors by the predictions: none were given")
         if len(image):
             problem = self._problem(priors, prior_boxes, gt_boxes, image, person, predictions)
             _apply_plan(matched, problem, self.eps, self.iters, num_priors)
