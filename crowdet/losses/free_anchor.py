@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from crowdet import boxes as box_ops
-from crowdet.assign.candidates import infer_grids, iou_pairs
+from crowdet.assign.candidates import _count_blocks, _expand, infer_grids, iou_pairs
 from crowdet.assign.common import assign_tensors, best_target
 from crowdet.structures import Batch, HeadOutput, Priors, Targets
 
@@ -137,25 +137,64 @@ def _order(row, iou, prior) -> torch.Tensor:
     return order[torch.argsort(row[order], stable=True)]
 
 
-def saturated_match(pred, gt_boxes, people, iou_low, max_elements) -> torch.Tensor:
+def saturated_match(pred, gt_boxes, people, iou_low, max_elements, cell=32.0) -> torch.Tensor:
     """(B, A) max over people of the saturated linear of IoU(predicted box (B, A, 4), person):
-    0 up to iou_low, 1 at the person's best IoU over the image's predictions."""
+    0 up to iou_low, 1 at the person's best IoU over the image's predictions.
+
+    Only pairs of IoU > iou_low count, and a box reaches that with a person only if its centre
+    lies within (1 + 1 / iou_low) / 2 of the person's width (height) of the person's centre: the
+    predictions are sorted into square cells of side ``cell`` by centre, and each person meets
+    the predictions of the cells around it, in blocks of at most max_elements pairs.
+    """
     num_images, num_priors = pred.shape[:2]
     image, person = people.nonzero(as_tuple=True)
-    out = pred.new_zeros(num_images, num_priors)
-    if len(image) == 0:
-        return out
-    boxes = gt_boxes[image, person]
-    best = pred.new_zeros(len(image))
-    step = max(1, max_elements // num_priors)
-    for start in range(0, len(image), step):  # each person's best predicted IoU
-        sl = slice(start, start + step)
-        best[sl] = box_ops.paired_iou(boxes[sl, None], pred[image[sl]]).amax(1)
-    top = best.clamp(min=iou_low + 1e-12)
-    for start in range(0, len(image), step):
-        sl = slice(start, start + step)
-        iou = box_ops.paired_iou(boxes[sl, None], pred[image[sl]])
-        p = ((iou - iou_low) / (top[sl, None] - iou_low)).clamp(0, 1)
-        slot = image[sl, None] * num_priors + torch.arange(num_priors, device=pred.device)
-        out.view(-1).scatter_reduce_(0, slot.flatten(), p.flatten(), "amax")
-    return out
+    out = pred.new_zeros(num_images * num_priors)
+    if len(image) == 0 or num_priors == 0:
+        return out.view(num_images, num_priors)
+    pairs = _near_pairs(pred, gt_boxes[image, person], image, iou_low, max_elements, cell)
+    rows, flat, iou = pairs  # person row, flat prediction index, IoU > iou_low
+    top = pred.new_full((len(image),), iou_low + 1e-12)
+    top.scatter_reduce_(0, rows, iou, reduce="amax")
+    p = ((iou - iou_low) / (top[rows] - iou_low)).clamp(0, 1)
+    out.scatter_reduce_(0, flat, p, reduce="amax")
+    return out.view(num_images, num_priors)
+
+
+def _near_pairs(pred, boxes, image, iou_low, max_elements, cell):
+    """(person row, flat prediction index b * A + a, IoU) of the pairs of IoU > iou_low."""
+    num_images, num_priors = pred.shape[:2]
+    reach = (boxes[:, 2:] - boxes[:, :2]) * (1 + 1 / max(iou_low, 1e-6)) / 2  # (N, 2)
+    mid = (boxes[:, :2] + boxes[:, 2:]) / 2
+    # cells cover the people's reach; a centre outside falls in a border cell (more pairs, the
+    # same result)
+    lo = (mid - reach).amin(0).floor()
+    size = (((mid + reach).amax(0) - lo) / cell).long() + 1
+    nx, ny = int(size[0]), int(size[1])
+    centre = torch.nan_to_num((pred[..., :2] + pred[..., 2:]) / 2)  # (B, A, 2)
+    cells = ((centre - lo) / cell).clamp(-1, max(nx, ny)).long()
+    ix, iy = cells[..., 0].clamp(0, nx - 1), cells[..., 1].clamp(0, ny - 1)
+    key = (torch.arange(num_images, device=pred.device)[:, None] * ny + iy) * nx + ix
+    key, order = key.flatten().sort()
+    first = torch.searchsorted(key, torch.arange(num_images * ny * nx + 1, device=pred.device))
+    c0 = ((mid - reach - lo) / cell).floor().long()
+    c1 = ((mid + reach - lo) / cell).floor().long()
+    x0, x1 = c0[:, 0].clamp(0, nx - 1), c1[:, 0].clamp(0, nx - 1)
+    y0, y1 = c0[:, 1].clamp(0, ny - 1), c1[:, 1].clamp(0, ny - 1)
+    rows_per = (y1 - y0 + 1).clamp(min=0)
+    who, local = _expand(rows_per)  # one entry per (person, row of cells)
+    band = (image[who] * ny + y0[who] + local) * nx
+    start, stop = first[band + x0[who]], first[band + x1[who] + 1]
+    count = stop - start
+    parts = []
+    for sl in _count_blocks(count, max_elements):
+        entry, rank = _expand(count[sl])
+        person_row = who[sl][entry]
+        flat = order[start[sl][entry] + rank]
+        b = flat // num_priors
+        iou = box_ops.paired_iou(boxes[person_row], pred[b, flat % num_priors])
+        keep = iou > iou_low
+        parts.append((person_row[keep], flat[keep], iou[keep]))
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.long, device=pred.device)
+        return empty, empty, pred.new_zeros(0)
+    return tuple(torch.cat(v) for v in zip(*parts))

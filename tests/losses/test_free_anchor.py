@@ -9,7 +9,7 @@ import torch
 
 from crowdet import boxes as box_ops
 from crowdet.config import FreeAnchorAssignConfig, load_config
-from crowdet.losses.free_anchor import FreeAnchorLoss, anchor_bags, mean_max
+from crowdet.losses.free_anchor import FreeAnchorLoss, anchor_bags, mean_max, saturated_match
 from crowdet.models.anchors import AnchorGenerator
 from crowdet.models.build import build_loss
 from crowdet.models.coders import DeltaCoder
@@ -131,3 +131,20 @@ def test_selected_from_the_config_and_trains_the_whole_head():
                   batch.ignore[:, :0], batch.scales, batch.orig_sizes)  # fmt: skip
     out = loss(HeadOutput(logits, deltas), priors, empty, DeltaCoder())
     assert all(torch.isfinite(v) for v in out.values()) and out["pos_bag"] == 0
+
+
+@pytest.mark.parametrize("iou_low", [0.3, 0.6])
+def test_saturated_match_from_cells_equals_every_pair(iou_low):
+    g = torch.Generator().manual_seed(7)
+    boxes = batch_of(5, 30, torch.float32).boxes
+    people = torch.rand(2, 30, generator=g) < 0.8
+    # predictions near the people (many above iou_low), some far outside the image
+    src = boxes[:, torch.randint(0, 30, (400,), generator=g)]
+    pred = src + torch.randn(2, 400, 4, generator=g) * 3
+    pred[:, :20] += 500
+    pred = torch.cat([pred[..., :2], torch.maximum(pred[..., 2:], pred[..., :2] + 0.5)], -1)
+    got = saturated_match(pred, boxes, people, iou_low, max_elements=1000, cell=8.0)
+    iou = box_ops.iou(boxes, pred)  # (B, G, A)
+    top = iou.masked_fill(~people[..., None], 0).amax(2, keepdim=True).clamp(min=iou_low + 1e-12)
+    p = ((iou - iou_low) / (top - iou_low)).clamp(0, 1).masked_fill(~people[..., None], 0)
+    assert torch.equal(got, p.amax(1)) and (got > 0).sum() > 50
