@@ -134,20 +134,19 @@ def _window_candidates(grid, priors, boxes, level_sizes, topk, max_elements) -> 
     the same order); the boxes whose window may miss a nearer prior take the whole level."""
     box_c = _centres(boxes)
     windows, bounds = nearest_window(grid, box_c, topk)
-    out, start = [], 0
-    for level, (size, idx) in enumerate(zip([s for s in level_sizes if s], windows)):
+    out = []
+    for pos, (level, idx) in enumerate(zip(torch.unique(grid.level).tolist(), windows)):
+        size, lo = level_sizes[level], int(grid.start[grid.level == level][0])
         k = min(topk, size)
         d = (box_c[:, None, :] - _centres(priors[idx])).square_().sum(dim=-1)
         ordered = d.sort(dim=1, stable=True)  # window indices rise, as the level's columns
         pick = idx.gather(1, ordered.indices[:, :k])
-        unsure = ordered.values[:, k - 1] >= bounds[:, level]
+        unsure = ordered.values[:, k - 1] >= bounds[:, pos]
         if bool(unsure.any()):
-            lo = int(grid.start[grid.level == level][0])
             rows = unsure.nonzero().flatten()
             whole = _candidates(priors[lo : lo + size], boxes[rows], [size], topk, max_elements)
             pick[rows] = whole + lo
         out.append(pick)
-        start += size
     return torch.cat(out, dim=1)
 
 

@@ -90,22 +90,22 @@ class OTAAssigner:
         image, person = people.nonzero(as_tuple=True)
         if len(image) and predictions is None:
             raise ValueError("the OTA assigner ranks priors by the predictions: none were given")
+        grid = infer_grids(prior_boxes, list(priors.level_sizes))
         if len(image):
-            problem = self._problem(priors, prior_boxes, gt_boxes, image, person, predictions)
+            problem = self._problem(priors, grid, gt_boxes, image, person, predictions)
             _apply_plan(matched, problem, self.eps, self.iters, num_priors)
         mark_ignored(matched, prior_boxes, gt_boxes, regions, self.ignore_ioa, self.max_elements)
         iou_of_pos = _positive_iou(matched, prior_boxes, gt_boxes)
-        grid = infer_grids(prior_boxes, list(priors.level_sizes))
         low_quality_rounds(
             prior_boxes, gt_boxes, people, matched, iou_of_pos, self.max_elements, grid
         )
         return AssignResult(matched)
 
-    def _problem(self, priors, prior_boxes, gt_boxes, image, person, predictions) -> dict:
+    def _problem(self, priors, grid, gt_boxes, image, person, predictions) -> dict:
         """The sparse transport problem of the batch's N people and their candidates."""
         boxes = gt_boxes[image, person]  # (N, 4)
         sizes = list(priors.level_sizes)
-        grid = infer_grids(prior_boxes, sizes)
+        prior_boxes = priors.boxes.to(gt_boxes.dtype)
         if grid is None:
             cand = _candidates(prior_boxes, boxes, sizes, self.candidates, self.max_elements)
         else:

@@ -126,3 +126,14 @@ def test_rounds_fall_back_to_every_prior_for_people_far_from_all():
     assert set(matched[matched >= 0].tolist()) == {0, 1}
     assert torch.equal(matched, dense(assigner, priors, targets))
     assert common_module.ROUND_IOU > 0
+
+
+def test_empty_levels_keep_the_windows_of_the_others_in_place():
+    """A pyramid level without priors (an input too small for it) between levels that have."""
+    full = anchors()
+    sizes = full.level_sizes
+    cut = sizes[0]
+    priors = Priors(full.boxes, [cut, 0, *sizes[1:]])
+    targets = crowd(4, 2, 15, integer=False)
+    assigner = ATSSAssigner(9, 0.5, low_quality=True, max_elements=2**20)
+    assert torch.equal(assigner(priors, targets).matched, dense(assigner, priors, targets))
