@@ -63,8 +63,20 @@ class Pairs:
     iou: torch.Tensor
 
 
+_last: list = [None, None, None]  # priors tensor, level sizes, grid: the last one recognised
+
+
 def infer_grids(priors: torch.Tensor, level_sizes: list[int]) -> Grid | None:
-    """The grid table of priors (A, 4) split into levels, or None when a level is not a grid."""
+    """The grid table of priors (A, 4) split into levels, or None when a level is not a grid.
+    The same priors tensor (heads cache theirs) is recognised once."""
+    if _last[0] is priors and _last[1] == list(level_sizes):
+        return _last[2]
+    grid = _infer(priors, level_sizes)
+    _last[:] = [priors, list(level_sizes), grid]
+    return grid
+
+
+def _infer(priors: torch.Tensor, level_sizes: list[int]) -> Grid | None:
     rows, start = [], 0
     for level, size in enumerate(level_sizes):
         if size:
