@@ -64,6 +64,7 @@ def run_overrides(preset: str, args: argparse.Namespace) -> list[str]:
 
 
 def train(out: Path, overrides: list[str]) -> dict | str:
+    """Train one run -> the metrics of its last evaluation, its steps and s/step, or why not."""
     cmd = [sys.executable, "-m", "crowdet", "train", str(DEMO), "--out", str(out), "--overwrite"]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -71,18 +72,16 @@ def train(out: Path, overrides: list[str]) -> dict | str:
         rc = subprocess.run([*cmd, *overrides], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     if rc.returncode != 0:
         return f"failed (exit {rc.returncode}), see {out / 'sweep.log'}"
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["wall_s"] = time.perf_counter() - start
-    return metrics
-
-
-def seconds_per_step(out: Path, metrics: dict) -> float:
-    """Mean iteration time logged by the run (metrics.jsonl), else wall time / steps."""
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    times = [r["step_time"] for r in rows if r.get("type") == "train" and "step_time" in r]
-    if times:
-        return sum(times) / len(times)
-    return metrics["wall_s"] / max(metrics.get("train_iters", 1), 1)
+    evals = [r for r in rows if r.get("type") == "eval"]
+    if not evals:
+        return f"no evaluation in {out / 'metrics.jsonl'}"
+    steps = [r["step_time"] for r in rows if r.get("type") == "train" and "step_time" in r]
+    wall = time.perf_counter() - start
+    iters = evals[-1]["iter"]
+    steps = steps[1:] or steps  # the first interval holds the warm-up
+    per_step = sum(steps) / len(steps) if steps else wall / max(iters, 1)
+    return {**evals[-1], "steps": iters, "s_per_step": per_step}
 
 
 def main() -> int:
@@ -117,7 +116,7 @@ def main() -> int:
                 continue
             print(
                 f"{preset:10s} {name:12s} AP {m['AP']:.3f}  MR^-2 {m['MR']:.3f}  JI {m['JI']:.3f}"
-                f"  {m.get('train_iters', '?')} steps  {seconds_per_step(out, m):.3f} s/step",
+                f"  {m['steps']} steps  {m['s_per_step']:.3f} s/step",
                 flush=True,
             )
     return 0

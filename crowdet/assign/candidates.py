@@ -149,8 +149,9 @@ def iou_pairs(
     threshold: float,
     max_elements: int,
 ) -> Pairs:
-    """Every (person, prior) pair of IoU >= threshold (> 0), people who (B, G) bool of gt_boxes
-    (B, G, 4), priors (A, 4) on the grid; the IoU is box_ops.paired_iou(person, prior)."""
+    """Every (person, prior) pair of IoU >= threshold (of IoU > 0, every overlapping pair, for
+    threshold 0), people who (B, G) bool of gt_boxes (B, G, 4), priors (A, 4) on the grid; the
+    IoU is box_ops.paired_iou(person, prior)."""
     image, person = who.nonzero(as_tuple=True)
     boxes = gt_boxes[image, person]  # (N, 4)
     lo_r, hi_r, lo_c, hi_c = _iou_windows(grid, boxes, threshold)  # (N, S)
@@ -166,7 +167,7 @@ def iou_pairs(
         row, col = r0 + local // ncols, c0 + local % ncols
         prior = grid.start[s] + (row * grid.cols[s] + col) * grid.shapes[s] + grid.shape[s]
         iou = box_ops.paired_iou(boxes[n], priors[prior])
-        keep = iou >= threshold
+        keep = iou >= threshold if threshold > 0 else iou > 0
         parts.append((n[keep], prior[keep], iou[keep]))
     if not parts:
         empty = torch.zeros(0, dtype=torch.long, device=priors.device)

@@ -42,7 +42,7 @@ from crowdet.assign.candidates import iou_pairs
 from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.structures import Predictions, Priors, Targets
 
-ROUND_IOU = 0.1  # the candidate pairs a grid gives the low-quality rounds
+ROUND_IOU = 0.0  # the candidate pairs a grid gives the low-quality rounds: every overlap
 
 __all__ = [
     "ROUND_IOU",
@@ -191,8 +191,8 @@ def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements,
     priors (A, 4), gt_boxes (B, G, 4), people (B, G) bool; max_iou (B, A): for each positive
     prior, its IoU with its person (it picks the prior each matched person keeps); grid: the
     priors' grid (crowdet.assign.candidates) or None. With a grid, a person's proposal comes from
-    its candidate pairs of IoU >= ROUND_IOU when it has a free one there (every prior it reaches
-    that well is among them, so the proposal is the same), else from every prior.
+    the priors it overlaps when one of them is free (a prior it does not overlap ranks below
+    them, so the proposal is the same), else from every prior.
     """
     num_images, num_gt = people.shape
     num_priors = priors.shape[0]

@@ -115,17 +115,19 @@ def test_atss_on_grids_equals_dense(seed, num_gt, integer, topk, on_points):
 
 
 def test_rounds_fall_back_to_every_prior_for_people_far_from_all():
-    """A tiny person reaches no prior at IoU >= ROUND_IOU: its proposal comes from every prior."""
+    """A person overlapping no prior: its proposal comes from every prior (by GIoU)."""
     priors = anchors()
-    boxes = torch.tensor([[[40.0, 40.0, 41.0, 41.5], [10.0, 10.0, 40.0, 80.0]]])
+    boxes = torch.tensor(
+        [[[40.0, 40.0, 41.0, 41.5], [10.0, 10.0, 40.0, 80.0], [300, 300, 310, 330]]]
+    )
     targets = Targets(
-        boxes, torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool)
+        boxes, torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool)
     )
     assigner = MaxIoUAssigner(0.5, 0.4, 0.5, low_quality=True, max_elements=2**20)
     matched = assigner(priors, targets).matched
-    assert set(matched[matched >= 0].tolist()) == {0, 1}
+    assert set(matched[matched >= 0].tolist()) == {0, 1, 2}  # 2 lies outside the image
     assert torch.equal(matched, dense(assigner, priors, targets))
-    assert common_module.ROUND_IOU > 0
+    assert common_module.ROUND_IOU == 0
 
 
 def test_empty_levels_keep_the_windows_of_the_others_in_place():
