@@ -87,6 +87,7 @@ def main() -> None:
     p.add_argument("--people", default="20,150,500,1000")
     p.add_argument("--extra", default="", help="other crowdet assigners to time, comma-separated")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip-torchvision", action="store_true", help="time crowdet only")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from torchvision.models.detection._utils import Matcher
@@ -110,7 +111,7 @@ def main() -> None:
             run_crowdet(losses["max_iou"], pri, batch, cls, reg)
         ours = best_of(partial(run_crowdet, losses["max_iou"], pri, batch, cls, reg))[1]
         tv = partial(run_torchvision, head, matcher, pri.boxes, boxes, valid & ~ignore, cls, reg)
-        theirs = best_of(tv)[1]
+        theirs = float("nan") if a.skip_torchvision else best_of(tv)[1]
         others = [best_of(partial(run_crowdet, losses[n], pri, batch, cls, reg))[1] for n in extra]
         print(f"{people:>6} {ours:>8.2f}s {theirs:>11.2f}s {theirs / ours:>6.1f}x"
               + "".join(f" {t:>11.2f}s" for t in others), flush=True)  # fmt: skip
