@@ -257,20 +257,25 @@ def nearest_window(grid: Grid, centres: torch.Tensor, topk: int):
         side = 2 * (math.isqrt(-(-topk // k)) // 2 + 1) + 1
         y = (grid.y0[row], grid.step_y[row])
         x = (grid.x0[row], grid.step_x[row])
-        r0, nr, br = _window_axis(centres[:, 1], *y, rows, side)
-        c0, nc, bc = _window_axis(centres[:, 0], *x, cols, side)
+        r0, nr, br, span_r = _window_axis(centres[:, 1], *y, rows, side)
+        c0, nc, bc, span_c = _window_axis(centres[:, 0], *x, cols, side)
         dev = centres.device
         place = (r0[:, None, None] + torch.arange(nr, device=dev)[:, None]) * cols
         place = place + c0[:, None, None] + torch.arange(nc, device=dev)
         idx = start + place[..., None] * k + torch.arange(k, device=dev)
         parts.append(idx.reshape(len(centres), nr * nc * k))
-        bounds.append(torch.minimum(br, bc).clamp(min=0).square())
+        # a place outside the window is outside it along x or along y, and no place is nearer
+        # along the other axis than the grid's span
+        outside_c = bc.clamp(min=0).square() + span_r.square()
+        outside_r = br.clamp(min=0).square() + span_c.square()
+        bounds.append(torch.minimum(outside_c, outside_r))
     return parts, torch.stack(bounds, 1)
 
 
 def _window_axis(x, origin, step, size, side):
-    """Along one axis: first index (N,), window length, and a lower bound of the distance (N,)
-    from x to the places outside the window (inf where the window reaches both ends)."""
+    """Along one axis: first index (N,), window length, a lower bound of the distance (N,) from
+    x to the places outside the window (inf where the window reaches both ends), and one of the
+    distance from x to the span of all places (0 inside it)."""
     length = min(side, size)
     near = torch.round((x - origin) / step).long()
     first = (near - length // 2).clamp(min=0, max=size - length)
@@ -280,4 +285,7 @@ def _window_axis(x, origin, step, size, side):
     margin = 0.01 * step  # the priors lie on the grid within a small tolerance
     d_before = torch.where(first > 0, x - before - margin, inf)
     d_after = torch.where(first + length < size, after - x - margin, inf)
-    return first, length, torch.minimum(d_before, d_after)
+    below = origin - margin - x
+    above = x - (origin + (size - 1) * step) - margin
+    span = torch.maximum(below, above).clamp(min=0)
+    return first, length, torch.minimum(d_before, d_after), span
