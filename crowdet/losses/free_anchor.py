@@ -14,10 +14,11 @@ of a, box_i): 0 below ``iou_low``, 1 at the person's best predicted IoU (at leas
 between (detached). Anchors covered by an ignore region (intersection over the anchor's area
 > ``ignore_ioa``) take no negative term.
 
-Batched: the bags come from windows of the prior grids (crowdet.assign.candidates; a person with
-fewer than ``bag_size`` anchors of IoU >= BAG_IOU there, or priors that are not grids, rank every
-prior), and the predicted-box IoUs are computed in blocks of at most ``max_elements`` (person,
-prior) pairs. Losses: {"pos_bag", "neg_bag"}.
+Batched: the bags come from windows of the prior grids (crowdet.assign.candidates: the anchors
+of IoU >= BAG_IOU, then every overlapping anchor for a person with fewer than ``bag_size`` of
+those; a person overlapping fewer, or priors that are not grids, rank every prior); the
+predicted-box IoUs come from cells around each person (``saturated_match``); pairs are made in
+blocks of at most ``max_elements``. Losses: {"pos_bag", "neg_bag"}.
 """
 
 from __future__ import annotations
@@ -109,18 +110,22 @@ def anchor_bags(priors: Priors, prior_boxes, gt_boxes, people, bag_size, max_ele
     bags = torch.zeros(len(image), size, dtype=torch.long, device=prior_boxes.device)
     short = torch.ones(len(image), dtype=torch.bool, device=prior_boxes.device)
     grid = infer_grids(prior_boxes, list(priors.level_sizes))
-    if grid is not None and len(image):
-        pairs = iou_pairs(grid, prior_boxes, gt_boxes, people, BAG_IOU, max_elements)
-        rank_of = torch.zeros_like(people, dtype=torch.long)
-        rank_of[image, person] = torch.arange(len(image), device=people.device)
+    rank_of = torch.zeros_like(people, dtype=torch.long)
+    rank_of[image, person] = torch.arange(len(image), device=people.device)
+    for threshold in (BAG_IOU, 0.0):  # then every overlapping anchor, for the small people
+        if grid is None or not bool(short.any()):
+            break
+        asked = torch.zeros_like(people)
+        asked[image[short], person[short]] = True
+        pairs = iou_pairs(grid, prior_boxes, gt_boxes, asked, threshold, max_elements)
         row = rank_of[pairs.image, pairs.person]
         order = _order(row, pairs.iou, pairs.prior)
         row, prior = row[order], pairs.prior[order]
         counts = torch.bincount(row, minlength=len(image))
         rank = torch.arange(len(row), device=row.device) - (counts.cumsum(0) - counts)[row]
-        keep = rank < size
+        keep = (rank < size) & (counts >= size)[row]
         bags[row[keep], rank[keep]] = prior[keep]
-        short = counts < size
+        short = short & (counts < size)
     rest = short.nonzero().flatten()
     step = max(1, max_elements // max(num_priors, 1))
     for start in range(0, len(rest), step):

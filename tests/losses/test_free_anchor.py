@@ -148,3 +148,13 @@ def test_saturated_match_from_cells_equals_every_pair(iou_low):
     top = iou.masked_fill(~people[..., None], 0).amax(2, keepdim=True).clamp(min=iou_low + 1e-12)
     p = ((iou - iou_low) / (top - iou_low)).clamp(0, 1).masked_fill(~people[..., None], 0)
     assert torch.equal(got, p.amax(1)) and (got > 0).sum() > 50
+
+
+def test_bags_of_small_people_from_the_overlapping_anchors():
+    """People too small to reach BAG_IOU with 50 anchors: their bags come from the overlaps."""
+    p = AnchorGenerator([8, 16, 32], 4.0, [1.0, 1.26], [1.0, 2.44])([(12, 16), (6, 8), (3, 4)])
+    boxes = torch.tensor([[[20.0, 20, 23, 27], [60, 30, 62, 34], [90, 10, 130, 90]]])
+    people = torch.ones(1, 3, dtype=torch.bool)
+    windowed = anchor_bags(p, p.boxes, boxes, people, 50, 2**20)
+    dense = anchor_bags(Priors(p.boxes, [len(p.boxes)]), p.boxes, boxes, people, 50, 2**20)
+    assert torch.equal(windowed, dense)
