@@ -259,6 +259,30 @@ class SimOTAAssignConfig(AssignConfigBase):  # crowdet.assign.simota
     low_quality: bool = True  # every person gets at least one positive point
 
 
+class OTAAssignConfig(AssignConfigBase):  # crowdet.assign.ota
+    name: Literal["ota"] = "ota"
+    candidates: int = Field(25, ge=1)  # nearest priors per person and level (the centre prior)
+    dynamic_q: int = Field(10, ge=1)  # a person's k = floor(sum of its q best predicted IoUs)
+    eps: Positive = 0.1  # entropy of the Sinkhorn iterations
+    iters: int = Field(50, ge=1)  # Sinkhorn iterations
+    cls_weight: float = Field(1.0, ge=0.0)  # cost: -log(score)
+    iou_weight: float = Field(3.0, ge=0.0)  # cost: -log(IoU of the predicted box)
+    center_weight: float = Field(1.0, ge=0.0)  # cost: centre distance / prior size
+    outside_cost: float = Field(5.0, ge=0.0)  # cost of a prior centre outside the person
+
+
+class FreeAnchorAssignConfig(AssignConfigBase):  # crowdet.losses.free_anchor (a whole loss)
+    name: Literal["free_anchor"] = "free_anchor"
+    bag_size: int = Field(50, ge=1)  # anchors of a person's bag: its best by IoU
+    # background term: a predicted box's IoU with a person counts from here (saturated linear,
+    # 1 at the person's best predicted IoU)
+    iou_low: float = Field(0.6, ge=0.0, lt=1.0)
+    focal_alpha: Fraction = 0.5  # weight of the positive bag term (1 - alpha: background)
+    focal_gamma: float = Field(2.0, ge=0.0)
+    box_weight: float = Field(0.75, ge=0.0)  # weight of the box likelihood in a bag
+    smooth_l1_beta: float = Field(0.11, ge=0.0)  # box likelihood exp(-smooth_l1 of the deltas)
+
+
 def _assigners():
     from crowdet.models.build import ASSIGNERS  # late: crowdet.models.build imports this module
 
@@ -281,6 +305,13 @@ class LossConfig(Section):
     # yolox head: an L1 term on the raw box regression over the last N optimizer steps (YOLOX
     # adds it for its last 15 epochs; 0 = off)
     l1_last_iters: int = Field(0, ge=0)
+    # Repulsion loss (crowdet.losses.repulsion), 0 = off: RepGT pushes a positive's box away from
+    # the person it is not assigned to that overlaps it most, RepBox pushes apart the boxes of
+    # positives assigned to different people; sigma of their smooth-ln
+    rep_gt: float = Field(0.0, ge=0.0)
+    rep_box: float = Field(0.0, ge=0.0)
+    rep_sigma_gt: float = Field(0.5, ge=0.0, lt=1.0)
+    rep_sigma_box: float = Field(0.5, ge=0.0, lt=1.0)
 
 
 class PostprocessConfig(Section):

@@ -5,8 +5,10 @@ Rules, for each image of the batch (G padded targets, A priors split into pyrami
 1. People are the targets with ``valid & ~ignore`` and a positive area; ignore regions are the
    targets with ``valid & ignore`` (as in the max-IoU assigner).
 2. Candidates. On each level, a person's candidates are the ``topk`` priors whose centres are
-   nearest its centre (all the level's priors when it has fewer; on equal distances, whichever
-   ``torch.topk`` returns).
+   nearest its centre (all the level's priors when it has fewer; on equal distances, the lowest
+   prior index first), ordered by distance then index. On prior grids
+   (crowdet.assign.candidates) only a window of places around the centre is searched, with the
+   same result.
 3. Adaptive threshold. A person's threshold is the mean plus the standard deviation (unbiased,
    0 with a single candidate) of the IoUs of its candidates. A candidate is positive for the
    person when its IoU is >= the threshold and its centre lies strictly inside the person's box.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from crowdet import boxes as box_ops
+from crowdet.assign.candidates import infer_grids, nearest_window
 from crowdet.assign.common import (
     all_background,
     assign_tensors,
@@ -82,14 +85,18 @@ class ATSSAssigner:
         image, person = people.nonzero(as_tuple=True)  # (N,) the people of the whole batch
         boxes = gt_boxes[image, person]
         sizes, topk, budget = list(priors.level_sizes), self.topk, self.max_elements
-        cand = _candidates(prior_boxes, boxes, sizes, topk, budget)  # (N, K)
+        grid = infer_grids(prior_boxes, sizes)
+        if grid is None:
+            cand = _candidates(prior_boxes, boxes, sizes, topk, budget)  # (N, K)
+        else:
+            cand = _window_candidates(grid, prior_boxes, boxes, sizes, topk, budget)
         cand_iou = box_ops.paired_iou(boxes[:, None, :], prior_boxes[cand])  # (N, K)
         inside = _centre_inside(prior_boxes[cand], boxes)
         positive = (cand_iou >= _threshold(cand_iou)[:, None]) & inside
         iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, num_priors)
         mark_ignored(matched, prior_boxes, gt_boxes, regions, self.ignore_ioa, budget)
         if self.low_quality:
-            low_quality_rounds(prior_boxes, gt_boxes, people, matched, iou_of_pos, budget)
+            low_quality_rounds(prior_boxes, gt_boxes, people, matched, iou_of_pos, budget, grid)
         return AssignResult(matched)
 
 
@@ -108,12 +115,38 @@ def _candidates(priors, boxes, level_sizes, topk, max_elements) -> torch.Tensor:
             prior_c = _centres(priors[start : start + size])
             rows = max(1, max_elements // size)
             parts = [
-                _squared_distance(box_c[r : r + rows], prior_c).topk(k, largest=False).indices
+                _nearest(_squared_distance(box_c[r : r + rows], prior_c), k)
                 for r in range(0, box_c.shape[0], rows)
             ]
             idx = torch.cat(parts) if parts else box_c.new_zeros((0, k), dtype=torch.long)
             out.append(idx + start)
         start += size
+    return torch.cat(out, dim=1)
+
+
+def _nearest(distance: torch.Tensor, k: int) -> torch.Tensor:
+    """(n, m) distances -> (n, k) columns of the k smallest, by distance then column."""
+    return distance.sort(dim=1, stable=True).indices[:, :k]
+
+
+def _window_candidates(grid, priors, boxes, level_sizes, topk, max_elements) -> torch.Tensor:
+    """`_candidates` from windows of the prior grids around each box centre (the same indices in
+    the same order); the boxes whose window may miss a nearer prior take the whole level."""
+    box_c = _centres(boxes)
+    windows, bounds = nearest_window(grid, box_c, topk)
+    out = []
+    for pos, (level, idx) in enumerate(zip(torch.unique(grid.level).tolist(), windows)):
+        size, lo = level_sizes[level], int(grid.start[grid.level == level][0])
+        k = min(topk, size)
+        d = (box_c[:, None, :] - _centres(priors[idx])).square_().sum(dim=-1)
+        ordered = d.sort(dim=1, stable=True)  # window indices rise, as the level's columns
+        pick = idx.gather(1, ordered.indices[:, :k])
+        unsure = ordered.values[:, k - 1] >= bounds[:, pos]
+        if bool(unsure.any()):
+            rows = unsure.nonzero().flatten()
+            whole = _candidates(priors[lo : lo + size], boxes[rows], [size], topk, max_elements)
+            pick[rows] = whole + lo
+        out.append(pick)
     return torch.cat(out, dim=1)
 
 

@@ -38,10 +38,14 @@ from collections.abc import Iterator
 import torch
 
 from crowdet import boxes as box_ops
+from crowdet.assign.candidates import iou_pairs
 from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.structures import Predictions, Priors, Targets
 
+ROUND_IOU = 0.0  # the candidate pairs a grid gives the low-quality rounds: every overlap
+
 __all__ = [
+    "ROUND_IOU",
     "all_background",
     "assign_tensors",
     "best_target",
@@ -181,11 +185,14 @@ def best_target(priors, gt_boxes, members, max_elements, over_prior):
     return value, index
 
 
-def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements) -> None:
+def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements, grid=None):
     """The rounds of the module docstring, in place on matched (B, A).
 
     priors (A, 4), gt_boxes (B, G, 4), people (B, G) bool; max_iou (B, A): for each positive
-    prior, its IoU with its person (it picks the prior each matched person keeps).
+    prior, its IoU with its person (it picks the prior each matched person keeps); grid: the
+    priors' grid (crowdet.assign.candidates) or None. With a grid, a person's proposal comes from
+    the priors it overlaps when one of them is free (a prior it does not overlap ranks below
+    them, so the proposal is the same), else from every prior.
     """
     num_images, num_gt = people.shape
     num_priors = priors.shape[0]
@@ -197,8 +204,10 @@ def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements)
     image = torch.arange(num_images, device=priors.device)[:, None]
     who = _compact(pending)  # (B, U) the people without a positive, padded
     boxes = gt_boxes.gather(1, who[..., None].expand(-1, -1, 4))
-    cached = None
-    if num_images * who.shape[1] * num_priors <= max_elements:  # reuse it in every round
+    cached, pairs = None, None
+    if grid is not None and bool(pending.any()):
+        pairs = iou_pairs(grid, priors, gt_boxes, pending, ROUND_IOU, max_elements)
+    elif num_images * who.shape[1] * num_priors <= max_elements:  # reuse it in every round
         cached = match_quality(boxes, priors)
     for _ in range(num_gt):
         if not bool(pending.any()):
@@ -206,9 +215,12 @@ def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements)
         if cached is None:  # only the people still unmatched enter the round
             who = _compact(pending)
             boxes = gt_boxes.gather(1, who[..., None].expand(-1, -1, 4))
-        key, prior = _best_free_prior(
-            priors, boxes, pending.gather(1, who), ~locked, max_elements, cached
-        )
+        if pairs is None:
+            key, prior = _best_free_prior(
+                priors, boxes, pending.gather(1, who), ~locked, max_elements, cached
+            )
+        else:
+            key, prior = _pair_proposals(priors, pairs, boxes, who, pending, ~locked, max_elements)
         win = _contest_winners(key, prior, num_priors)
         if not bool(win.any()):
             break
@@ -216,6 +228,41 @@ def low_quality_rounds(priors, gt_boxes, people, matched, max_iou, max_elements)
         matched[rows, cols] = who[win]
         locked[rows, cols] = True
         pending[rows, who[win]] = False
+
+
+def _pair_proposals(priors, pairs, boxes, who, pending, free, max_elements):
+    """`_best_free_prior` of the pending people who (B, U) from their candidate pairs, from every
+    prior for those without a free prior among their pairs."""
+    key, prior = _best_free_pair(pairs, pending, free)
+    key, prior = key.gather(1, who), prior.gather(1, who)
+    asks = pending.gather(1, who)
+    key = key.masked_fill(~asks, float("-inf"))
+    rest = asks & (key == float("-inf"))
+    if bool(rest.any()):
+        sub = _compact(rest)  # (B, V) positions in who
+        sub_boxes = boxes.gather(1, sub[..., None].expand(-1, -1, 4))
+        asked = rest.gather(1, sub)
+        k2, p2 = _best_free_prior(priors, sub_boxes, asked, free, max_elements)
+        key.scatter_(1, sub, torch.where(asked, k2, key.gather(1, sub)))
+        prior.scatter_(1, sub, torch.where(asked, p2, prior.gather(1, sub)))
+    return key, prior
+
+
+def _best_free_pair(pairs, pending, free):
+    """Each pending person's free candidate of highest IoU (lowest prior index on ties)
+    -> key (B, G) float (-inf for none) and prior (B, G) int64."""
+    num_images, num_gt = pending.shape
+    num_priors = free.shape[1]
+    ok = pending[pairs.image, pairs.person] & free[pairs.image, pairs.prior]
+    group = (pairs.image * num_gt + pairs.person)[ok]
+    iou, prior = pairs.iou[ok], pairs.prior[ok]
+    best = pairs.iou.new_full((num_images * num_gt,), float("-inf"))
+    best.scatter_reduce_(0, group, iou, reduce="amax")
+    top = iou == best[group]
+    first = torch.full(best.shape, num_priors, dtype=torch.long, device=best.device)
+    first.scatter_reduce_(0, group[top], prior[top], reduce="amin")
+    first[first == num_priors] = 0
+    return best.view(num_images, num_gt), first.view(num_images, num_gt)
 
 
 def _best_positive_prior(matched: torch.Tensor, max_iou: torch.Tensor, num_gt: int) -> torch.Tensor:

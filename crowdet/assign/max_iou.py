@@ -14,8 +14,10 @@ Rules, for each image of the batch (G padded targets, A priors):
    even in crowds where several people share the same best prior: the people still without a
    positive prior take part in the rounds of ``crowdet.assign.common``, with its guarantee.
 
-Max-IoU compares every prior with every person whatever its level: it uses neither the level
-sizes and strides of the priors nor the predictions. Memory and blocks: see
+Max-IoU compares every prior with every person whatever its level, and uses neither the strides
+of the priors nor the predictions. When the priors lie on grids (crowdet.assign.candidates), only
+the (person, prior) pairs that can reach IoU ``neg_iou`` are computed, in windows of the grids:
+the same assignment without the dense (B, G, A) IoU. Memory and blocks: see
 ``crowdet.assign.common``.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from crowdet.assign.candidates import best_of_pairs, infer_grids, iou_pairs
 from crowdet.assign.codes import BACKGROUND, IGNORE
 from crowdet.assign.common import (
     all_background,
@@ -84,13 +87,20 @@ class MaxIoUAssigner:
         num_priors = prior_boxes.shape[0]
         if num_images == 0 or num_gt == 0 or num_priors == 0:
             return AssignResult(all_background(num_images, num_priors, prior_boxes.device))
-        max_iou, best_gt = best_target(
-            prior_boxes, gt_boxes, people, self.max_elements, over_prior=False
-        )
+        grid = infer_grids(prior_boxes, list(priors.level_sizes))
+        if grid is not None and self.neg_iou > 0:  # only the pairs of IoU >= neg_iou matter
+            pairs = iou_pairs(grid, prior_boxes, gt_boxes, people, self.neg_iou, self.max_elements)
+            max_iou, best_gt = best_of_pairs(pairs, num_images, num_priors)
+        else:
+            max_iou, best_gt = best_target(
+                prior_boxes, gt_boxes, people, self.max_elements, over_prior=False
+            )
         matched = self._threshold(max_iou, best_gt)
         mark_ignored(matched, prior_boxes, gt_boxes, regions, self.ignore_ioa, self.max_elements)
         if self.low_quality:
-            low_quality_rounds(prior_boxes, gt_boxes, people, matched, max_iou, self.max_elements)
+            low_quality_rounds(
+                prior_boxes, gt_boxes, people, matched, max_iou, self.max_elements, grid
+            )
         return AssignResult(matched)
 
     def _threshold(self, max_iou: torch.Tensor, best_gt: torch.Tensor) -> torch.Tensor:

@@ -31,12 +31,14 @@ class DenseLoss:
         box_weight: float = 2.0,
         smooth_l1_beta: float = 0.1,
         num_pos_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        repulsion: Callable | None = None,
     ):
         self.assigner = assigner
         self.cls = cls  # "focal" (target 1) or "quality_focal" (target = IoU of the prediction)
         self.alpha, self.gamma = focal_alpha, focal_gamma
         self.box, self.box_weight, self.beta = box, box_weight, smooth_l1_beta
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
+        self.repulsion = repulsion  # crowdet.losses.repulsion.RepulsionLoss, None = off
 
     def __call__(
         self, outputs: HeadOutput, priors: Priors, batch: Batch, coder
@@ -81,11 +83,11 @@ class DenseLoss:
             outputs, prior_boxes, batch, coder, b_idx, a_idx, g_idx, norm,
             self.box, self.beta, self.box_weight,
         )  # fmt: skip
-        return {
-            "cls": loss_cls / norm + zero,
-            "box": self.box_weight * loss_box / norm,
-            **extras,
-        }
+        out = {"cls": loss_cls / norm + zero, "box": self.box_weight * loss_box / norm, **extras}
+        if self.repulsion is not None:
+            pred = coder.decode(prior_boxes, regression)
+            out.update(self.repulsion(pred, prior_boxes, b_idx, g_idx, batch, norm))
+        return out
 
     def _predictions(self, cls_logits, box_regression, priors: Priors, coder) -> Predictions | None:
         """The detached predictions (B, A, C) scores and (B, A, 4) boxes decoded by the head's

@@ -22,6 +22,7 @@ import torch
 from crowdet.assign.atss import ATSSAssigner
 from crowdet.assign.fcos import FCOSAssigner
 from crowdet.assign.max_iou import MaxIoUAssigner
+from crowdet.assign.ota import OTAAssigner
 from crowdet.assign.simota import SimOTAAssigner
 from crowdet.assign.yolov3 import YOLOv3Assigner
 from crowdet.config import (
@@ -29,7 +30,9 @@ from crowdet.config import (
     ATSSAssignConfig,
     Config,
     FCOSAssignConfig,
+    FreeAnchorAssignConfig,
     MaxIoUAssignConfig,
+    OTAAssignConfig,
     SimOTAAssignConfig,
     YOLOv3AssignConfig,
 )
@@ -39,6 +42,8 @@ from crowdet.losses.box import IOU_LOSSES
 from crowdet.losses.dense import DenseLoss
 from crowdet.losses.emd import EMDLoss
 from crowdet.losses.fcos import FCOSLoss
+from crowdet.losses.free_anchor import FreeAnchorLoss
+from crowdet.losses.repulsion import RepulsionLoss
 from crowdet.losses.yolov3 import YOLOv3Loss
 from crowdet.losses.yolox import YOLOXLoss
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
@@ -109,15 +114,47 @@ def _simota(a: SimOTAAssignConfig) -> SimOTAAssigner:
     )
 
 
+def _ota(a: OTAAssignConfig) -> OTAAssigner:
+    return OTAAssigner(
+        candidates=a.candidates,
+        dynamic_q=a.dynamic_q,
+        eps=a.eps,
+        iters=a.iters,
+        cls_weight=a.cls_weight,
+        iou_weight=a.iou_weight,
+        center_weight=a.center_weight,
+        outside_cost=a.outside_cost,
+        ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
+    )
+
+
+def _free_anchor(a: FreeAnchorAssignConfig) -> FreeAnchorLoss:
+    return FreeAnchorLoss(
+        bag_size=a.bag_size,
+        iou_low=a.iou_low,
+        focal_alpha=a.focal_alpha,
+        focal_gamma=a.focal_gamma,
+        box_weight=a.box_weight,
+        smooth_l1_beta=a.smooth_l1_beta,
+        ignore_ioa=a.ignore_ioa,
+        max_elements=a.max_elements,
+    )
+
+
 # assign.name -> (its config model, the builder of the assigner from that model); the config
-# accepts exactly these names (crowdet.config.AssignConfig)
+# accepts exactly these names (crowdet.config.AssignConfig). FreeAnchor learns from bags of
+# anchors instead of a hard assignment: its entry builds the whole loss (build_loss).
 ASSIGNERS = {
     "max_iou": (MaxIoUAssignConfig, _max_iou),
     "atss": (ATSSAssignConfig, _atss),
     "fcos": (FCOSAssignConfig, _fcos),
     "yolov3": (YOLOv3AssignConfig, _yolov3),
     "simota": (SimOTAAssignConfig, _simota),
+    "ota": (OTAAssignConfig, _ota),
+    "free_anchor": (FreeAnchorAssignConfig, _free_anchor),
 }
+WHOLE_LOSSES = {"free_anchor"}  # the ASSIGNERS entries that build a whole loss, not an assigner
 
 
 def lookup(table: dict, name: str, key: str):
@@ -203,6 +240,9 @@ def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss |
             box_weight=lc.box_weight,
             num_pos_reducer=num_pos_reducer,
         )
+    repulsion = None
+    if lc.rep_gt or lc.rep_box:
+        repulsion = RepulsionLoss(lc.rep_gt, lc.rep_box, lc.rep_sigma_gt, lc.rep_sigma_box)
     return DenseLoss(
         assigner,
         cls=lc.cls,
@@ -212,6 +252,7 @@ def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss |
         box_weight=lc.box_weight,
         smooth_l1_beta=lc.smooth_l1_beta,
         num_pos_reducer=num_pos_reducer,
+        repulsion=repulsion,
     )
 
 
@@ -266,9 +307,22 @@ LOSSES = {"fcos": _fcos_loss, "yolov3": _yolov3_loss, "yolox": _yolox_loss}
 
 
 def build_loss(cfg: Config, num_pos_reducer=None):
-    """The loss of the config's head (LOSSES, else DenseLoss) with the config's assigner."""
+    """The loss of the config's head (LOSSES, else DenseLoss) with the config's assigner; an
+    assign entry of WHOLE_LOSSES (FreeAnchor) is the loss itself."""
+    assigner = build_assigner(cfg.assign)
+    if cfg.assign.name in WHOLE_LOSSES:
+        head = cfg.model.head.name
+        if head in LOSSES or getattr(cfg.model.head, "instances", 1) > 1:
+            raise ConfigError(
+                f"assign.name: {cfg.assign.name} is a loss of the retina head's anchors; "
+                f"model.head {head!r} with its options trains with its own loss"
+            )
+        if cfg.loss.rep_gt or cfg.loss.rep_box:
+            raise ConfigError("loss.rep_gt / loss.rep_box need a hard assignment, not free_anchor")
+        assigner.num_pos_reducer = num_pos_reducer
+        return assigner
     builder = LOSSES.get(cfg.model.head.name, _dense_loss)
-    return builder(cfg, build_assigner(cfg.assign), num_pos_reducer)
+    return builder(cfg, assigner, num_pos_reducer)
 
 
 def build_postprocess(cfg: Config):

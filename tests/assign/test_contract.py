@@ -133,7 +133,7 @@ def test_without_the_row_the_toy_is_an_unknown_name():
 # ----------------------------------------------------------------------------- every assigner
 
 
-@pytest.mark.parametrize("name", sorted(build.ASSIGNERS))
+@pytest.mark.parametrize("name", sorted(set(build.ASSIGNERS) - build.WHOLE_LOSSES))
 def test_every_assigner_keeps_the_contract(name):
     model, builder = build.ASSIGNERS[name]
     assigner = builder(model())
