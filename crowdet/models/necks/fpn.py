@@ -58,7 +58,7 @@ class FPN(nn.Module):
         in_strides: list[int],
         channels: int,
         levels: list[int],
-        extra_from: str = "p5",
+        extra_from: str,
     ):
         super().__init__()
         in_levels = [s.bit_length() - 1 for s in in_strides]
