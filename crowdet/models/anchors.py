@@ -5,9 +5,9 @@ Order: level, then row y, then column x, then anchor (octave scale major, aspect
 stride s has height `base_scale * s * octave` and width `height / ratio` (ratio = height / width:
 people are about 2.4 times taller than wide); with `keep="area"` (torchvision, Detectron) its
 area is `(base_scale * s * octave)**2` whatever the ratio. Anchors are centred on the cell
-centres, `(x + center_offset) * s` (torchvision: offset 0, the cell's top-left corner). A head that predicts from
-points (FCOS, YOLOX) has one prior per location: the stride-sized square centred on its point
-(`point_priors`).
+centres, `(x + center_offset) * s` (torchvision: offset 0, the cell's top-left corner). A head
+that predicts from points (FCOS, YOLOX) has one prior per location: the stride-sized square
+centred on its point (`point_priors`).
 """
 
 from __future__ import annotations
