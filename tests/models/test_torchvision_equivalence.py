@@ -11,6 +11,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAncho
 
 from crowdet.config import load_config
 from crowdet.models.build import build_detector
+from crowdet.models.torchvision_map import crowdet_key
 
 pytestmark = pytest.mark.slow
 
@@ -22,30 +23,6 @@ RETINA = [
     "model.anchors={base_scale: 4.0, octave_scales: [1.0, 1.2599, 1.5874], "
     "aspect_ratios: [0.5, 1.0, 2.0], order: ratio_major, keep: area, center_offset: 0.0}",
 ]
-
-
-def tv_to_crowdet(key: str) -> str:
-    """A torchvision RetinaNet / FCOS state dict key -> crowdet's (DenseDetector)."""
-    rules = [
-        ("backbone.body.", "backbone."),
-        ("backbone.fpn.inner_blocks.", "neck.lateral."),
-        ("backbone.fpn.layer_blocks.", "neck.output."),
-        ("backbone.fpn.extra_blocks.p6.", "neck.extra.0."),
-        ("backbone.fpn.extra_blocks.p7.", "neck.extra.1."),
-        ("head.classification_head.conv.", "head.cls_tower.convs."),
-        ("head.classification_head.cls_logits.", "head.cls_out."),
-        ("head.regression_head.conv.", "head.box_tower.convs."),
-        ("head.regression_head.bbox_reg.", "head.box_out."),
-    ]
-    for old, new in rules:
-        if key.startswith(old):
-            key = new + key[len(old) :]
-            break
-    # torchvision wraps each FPN / tower conv in a Sequential: `inner_blocks.0.0.weight`
-    parts = key.split(".")
-    if key.startswith(("neck.lateral.", "neck.output.", "head.cls_tower.", "head.box_tower.")):
-        parts.pop(-2)
-    return ".".join(parts)
 
 
 def randomise_norms(model: torch.nn.Module) -> None:
@@ -66,7 +43,7 @@ def copy_into(crowdet_model, tv_model, skip=()) -> None:
     for k, v in tv_model.state_dict().items():
         if k.startswith(skip):
             continue
-        name = tv_to_crowdet(k)
+        name = crowdet_key(k)
         assert name in ours, f"{k} -> {name} is not a crowdet key"
         assert ours[name].shape == v.shape, name
         mapped[name] = v
