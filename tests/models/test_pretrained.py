@@ -12,8 +12,9 @@ import torch
 import torchvision
 
 from crowdet.api import Detector
-from crowdet.config import config_to_dict, load_config
-from crowdet.engine.checkpoint import save_checkpoint
+from crowdet.config import config_to_dict, dump_config, load_config
+from crowdet.engine.checkpoint import load_checkpoint, save_checkpoint
+from crowdet.engine.weights import load_weights
 from crowdet.errors import ConfigError, CrowdetError
 from crowdet.models import pretrained
 from crowdet.models.backbones.darknet import Darknet53
@@ -197,16 +198,19 @@ def test_init_from_a_file_that_is_no_checkpoint_names_it(tmp_path):
     ],
 )
 def test_a_model_rebuilt_from_its_checkpoint_gives_the_same_outputs(tmp_path, overrides):
+    """From the checkpoint's own config, and from the run folder's config.yaml + last.pt."""
     path, model = checkpoint(tmp_path, overrides)
-    rebuilt = Detector.from_checkpoint(path, tta=False).model
+    dump_config(load_config(None, overrides), tmp_path / "config.yaml")
+    from_folder = build_detector(load_config(tmp_path / "config.yaml"))
+    load_weights(from_folder, load_checkpoint(path), path, load_config(tmp_path / "config.yaml"))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         a, _ = model.eval()(x)
-        b, _ = rebuilt(x)
-    assert torch.equal(a.cls_logits, b.cls_logits) and torch.equal(
-        a.box_regression, b.box_regression
-    )
-    assert type(rebuilt.backbone) is type(model.backbone)
+        for rebuilt in (Detector.from_checkpoint(path, tta=False).model, from_folder.eval()):
+            b, _ = rebuilt(x)
+            assert torch.equal(a.cls_logits, b.cls_logits)
+            assert torch.equal(a.box_regression, b.box_regression)
+            assert type(rebuilt.backbone) is type(model.backbone)
 
 
 def test_resnet_turns_bgr_input_to_rgb():
