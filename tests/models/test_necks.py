@@ -84,3 +84,10 @@ def test_a_two_level_backbone_is_refused_naming_the_key(neck):
         from crowdet.models.build import _build
 
         _build(NECKS, cfg.model.neck, "model.neck", [8, 16], [8, 16])
+
+
+def test_a_level_made_from_p5_needs_p5():
+    with pytest.raises(ConfigError, match="model.neck.levels: levels \\[3, 4, 6\\]: level 6"):
+        build_detector(load_config(None, ["model.neck.levels=[3, 4, 6]"]))
+    fpn = FPN([8, 16, 32], [8, 16, 32], 6, [3, 4, 6], "c5")  # from C5: stride 64 as named
+    assert [o.shape[-1] for o in fpn(features())] == [12, 6, 2]

@@ -69,6 +69,12 @@ class FPN(nn.Module):
         self.output = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in self.used)
         top = in_levels[-1]
         extra = [lvl for lvl in levels if lvl > top]
+        if extra and extra_from == "p5" and top not in levels:
+            raise FieldError(
+                "levels",
+                f"levels {list(levels)}: level {top + 1} is made from P{top} (extra_from p5), "
+                f"so {top} must be one of the levels (or set extra_from: c5)",
+            )
         self.extra_from = extra_from
         first = in_channels[-1] if extra_from == "c5" else channels
         self.extra = nn.ModuleList(
