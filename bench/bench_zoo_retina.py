@@ -7,8 +7,9 @@ image, fp32) and inference with decoding and NMS; prints images/s of both and th
 Both models have the same architecture and weights (torchvision's, copied by
 crowdet.models.torchvision_map): one class, 9 anchors a location, IoU 0.5 / 0.4 matching,
 focal loss; torchvision's box loss is L1 on deltas, crowdet's smooth L1 (beta 0.1). The class
-biases are set to 0 so that scores are about 0.5 and both keep their top 1,000 candidates per
-level for NMS (score threshold 0.05, IoU 0.5, up to 500 detections per image). torchvision's
+biases are set to 0 so that scores are about 0.5 and both give NMS the same number of
+candidates: torchvision its top 1,000 per level, crowdet as many from all levels (4,125 at
+640 x 640); score threshold 0.05, IoU 0.5, up to 500 detections per image. torchvision's
 transform (normalisation, a resize by 1) is part of its step, crowdet's input normalisation of
 its own. The two models alternate step by step, so a change in machine load hits both;
 each figure is the median of `--steps` timed steps after one untimed step.
@@ -75,7 +76,14 @@ def build(args):
         topk_candidates=1000,
     )  # fmt: skip
     torch.nn.init.zeros_(tv.head.classification_head.cls_logits.bias)
-    overrides = [*CROWDET, f"model.channels_last={str(args.channels_last).lower()}"]
+    # torchvision keeps its top 1,000 per level for NMS: the same number in all for crowdet
+    levels = [(args.size // 2**k) ** 2 * 9 for k in range(3, 8)]
+    topk = sum(min(1000, n) for n in levels)
+    overrides = [
+        *CROWDET,
+        f"model.channels_last={str(args.channels_last).lower()}",
+        f"postprocess.pre_nms_topk={topk}",
+    ]
     ours = build_detector(load_config(None, overrides))
     ours.load_state_dict(crowdet_state(tv.state_dict()))
     return tv, ours
