@@ -63,7 +63,7 @@ def test_retinanet_r50_fpn_matches_torchvision():
     copy_into(ours, tv)
     # already normalised: both take the same tensor; a multiple of 128 (P7's stride), as
     # torchvision takes a level's stride to be the image size // the feature size
-    x = torch.randn(1, 3, 128, 256)
+    x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         feats = list(tv.backbone(x).values())
         want = tv.head(feats)
@@ -76,7 +76,7 @@ def test_retinanet_r50_fpn_matches_torchvision():
     assert isinstance(tv_anchors, TVAnchors)
     from torchvision.models.detection.image_list import ImageList
 
-    (tv_boxes,) = tv_anchors(ImageList(x, [(128, 256)]), feats)
+    (tv_boxes,) = tv_anchors(ImageList(x, [(128, 128)]), feats)
     assert tv_boxes.shape == priors.boxes.shape == (sum(h * w for h, w in shapes) * 9, 4)
     torch.testing.assert_close(priors.boxes, tv_boxes, rtol=0, atol=1.5)
 
@@ -92,7 +92,7 @@ def test_fcos_r50_fpn_backbone_and_fpn_match_torchvision():
     tv_count = sum(p.numel() for k, p in tv.named_parameters() if k.startswith("backbone."))
     our_count = sum(p.numel() for m in (ours.backbone, ours.neck) for p in m.parameters())
     assert our_count == tv_count
-    x = torch.randn(2, 3, 128, 192)
+    x = torch.randn(1, 3, 128, 96)
     with torch.no_grad():
         want = list(tv.backbone(x).values())
         got = ours.neck(ours.backbone(x))
