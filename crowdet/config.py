@@ -167,6 +167,13 @@ class AnchorConfig(Section):
     base_scale: Positive = 3.0  # anchor height at level k = base_scale * 2**k * octave scale
     octave_scales: list[Positive] = Field([1.0, 1.26, 1.587], min_length=1)  # scales per location
     aspect_ratios: list[Positive] = Field([2.44], min_length=1)  # anchor height / width
+    # the anchors of a location: octave_major (octave scales outer, ratios inner) or ratio_major
+    # (ratios outer: torchvision's order, for its weights)
+    order: Literal["octave_major", "ratio_major"] = "octave_major"
+    # what an anchor's size keeps across ratios: its height, or its area (torchvision, Detectron)
+    keep: Literal["height", "area"] = "height"
+    # anchor centres at (column + center_offset) * stride (torchvision: 0, the cell's corner)
+    center_offset: Fraction = 0.5
 
 
 # ImageNet statistics of 0-255 pixels in BGR order (images are decoded by cv2)
@@ -183,6 +190,9 @@ class ModelConfig(Section):
     neck: NeckConfig = Field(default_factory=dict, validate_default=True)
     head: HeadConfig = Field(default_factory=dict, validate_default=True)
     anchors: AnchorConfig = Field(default_factory=AnchorConfig)
+    # a crowdet checkpoint whose weights start training (fine-tuning): tensors of another shape
+    # are skipped and reported; its optimizer and schedule are not used (null: none)
+    init_from: str | None = None
     # NHWC memory layout for weights and activations: faster convolutions with oneDNN (CPU bf16)
     # and CUDA AMP; the results are the same up to the order of floating-point sums
     channels_last: bool = False

@@ -8,10 +8,15 @@ import torch
 
 from crowdet.config import config_from_dict, config_to_dict, load_config
 from crowdet.errors import ConfigError
+from crowdet.models.backbones.cspdarknet import CSPDarknet
+from crowdet.models.backbones.darknet import Darknet53
+from crowdet.models.backbones.resnet import ResNet
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.build import build_detector
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
+from crowdet.models.necks.pafpn import PAFPN
+from crowdet.models.necks.yolov3 import YOLOv3Neck
 
 
 def test_no_section_means_the_default_variant_with_its_defaults():
@@ -26,7 +31,9 @@ def test_no_section_means_the_default_variant_with_its_defaults():
     assert old.model.backbone.name == "tiny" and old.model.backbone.width == 8
 
 
-@pytest.mark.parametrize("component", [TinyBackbone, FPN, RetinaHead])
+@pytest.mark.parametrize(
+    "component", [TinyBackbone, ResNet, Darknet53, CSPDarknet, FPN, YOLOv3Neck, PAFPN, RetinaHead]
+)
 def test_constructors_take_no_defaults_of_their_own(component):
     """The config model is the one place a component's defaults live."""
     params = inspect.signature(component.__init__).parameters.values()
@@ -44,7 +51,12 @@ def test_the_default_config_builds_the_config_models_defaults():
 def test_shipped_configs_keep_their_keys_and_values():
     model = config_to_dict(load_config("configs/demo.yaml"))["model"]
     assert model["backbone"] == {"name": "tiny", "width": 16, "depth": 1, "frozen_stages": 0}
-    assert model["neck"] == {"name": "fpn", "channels": 48, "levels": [3, 4, 5, 6]}
+    assert model["neck"] == {
+        "name": "fpn",
+        "channels": 48,
+        "levels": [3, 4, 5, 6],
+        "extra_from": "p5",  # the one behaviour before the key existed
+    }
     head = {"name": "retina", "convs": 1, "channels": 48, "prior_prob": 0.01, "norm": "bn"}
     assert model["head"] == head and list(model["head"]) == list(head)  # name first, as before
     cfg = load_config("configs/tiny.yaml")

@@ -53,6 +53,7 @@ from crowdet.engine.trainer_state import check_config, restore_training, trainin
 from crowdet.engine.validation import validate
 from crowdet.errors import CrowdetError
 from crowdet.models.build import build_detector, build_loss
+from crowdet.models.pretrained import load_initial_weights
 
 log = logging.getLogger("crowdet.train")
 
@@ -137,6 +138,7 @@ class Trainer:
     def _build_model(self) -> None:
         t, world = self.cfg.train, self.dist.world
         model = build_detector(self.cfg)
+        load_initial_weights(model, self.cfg)  # pretrained backbone, model.init_from
         if world > 1:  # the positive count that normalises the loss is averaged over ranks
             model.loss_fn = build_loss(self.cfg, num_pos_reducer=mean_across_ranks)
         if t.sync_bn and world > 1:

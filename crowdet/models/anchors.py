@@ -1,10 +1,13 @@
 """Priors for dense heads, flattened in the order the heads flatten their outputs.
 
-Order: level, then row y, then column x, then anchor (octave scale major, aspect ratio minor).
-An anchor at level stride s has height `base_scale * s * octave` and width `height / ratio`
-(ratio = height / width: people are about 2.4 times taller than wide). A head that predicts from
-points (FCOS, YOLOX) has one prior per location: the stride-sized square centred on its point
-(`point_priors`).
+Order: level, then row y, then column x, then anchor (octave scale major, aspect ratio minor;
+`order="ratio_major"`: the other way round, as torchvision's AnchorGenerator). An anchor at level
+stride s has height `base_scale * s * octave` and width `height / ratio` (ratio = height / width:
+people are about 2.4 times taller than wide); with `keep="area"` (torchvision, Detectron) its
+area is `(base_scale * s * octave)**2` whatever the ratio. Anchors are centred on the cell
+centres, `(x + center_offset) * s` (torchvision: offset 0, the cell's top-left corner). A head
+that predicts from points (FCOS, YOLOX) has one prior per location: the stride-sized square
+centred on its point (`point_priors`).
 """
 
 from __future__ import annotations
@@ -15,11 +18,21 @@ from crowdet.structures import Priors
 
 
 class AnchorGenerator:
-    def __init__(self, strides: list[int], base_scale: float, octave_scales, aspect_ratios):
+    def __init__(
+        self,
+        strides: list[int],
+        base_scale: float,
+        octave_scales,
+        aspect_ratios,
+        order: str = "octave_major",
+        keep: str = "height",
+        center_offset: float = 0.5,
+    ):
         self.strides = list(strides)
         self.base_scale = base_scale
         self.octave_scales = list(octave_scales)
         self.aspect_ratios = list(aspect_ratios)
+        self.order, self.keep, self.center_offset = order, keep, center_offset
         self._cache: dict = {}
 
     @property
@@ -29,12 +42,15 @@ class AnchorGenerator:
 
     def cell_anchors(self, stride: int) -> torch.Tensor:
         """(K, 4) anchors centred on (0, 0)."""
+        pairs = [(o, r) for o in self.octave_scales for r in self.aspect_ratios]
+        if self.order == "ratio_major":
+            pairs = [(o, r) for r in self.aspect_ratios for o in self.octave_scales]
         rows = []
-        for octave in self.octave_scales:
-            for ratio in self.aspect_ratios:
-                h = self.base_scale * stride * octave
-                w = h / ratio
-                rows.append([-w / 2, -h / 2, w / 2, h / 2])
+        for octave, ratio in pairs:
+            size = self.base_scale * stride * octave
+            h = size * ratio**0.5 if self.keep == "area" else size
+            w = h / ratio
+            rows.append([-w / 2, -h / 2, w / 2, h / 2])
         return torch.tensor(rows, dtype=torch.float32)
 
     def __call__(self, shapes: list[tuple[int, int]], device=None) -> Priors:
@@ -47,8 +63,8 @@ class AnchorGenerator:
     def _make(self, shapes, device) -> Priors:
         out = []
         for (h, w), stride in zip(shapes, self.strides):
-            ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
-            xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
+            ys = (torch.arange(h, dtype=torch.float32) + self.center_offset) * stride
+            xs = (torch.arange(w, dtype=torch.float32) + self.center_offset) * stride
             cy, cx = torch.meshgrid(ys, xs, indexing="ij")
             centers = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
             out.append((centers + self.cell_anchors(stride)).reshape(-1, 4))

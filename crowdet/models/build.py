@@ -46,6 +46,9 @@ from crowdet.losses.free_anchor import FreeAnchorLoss
 from crowdet.losses.repulsion import RepulsionLoss
 from crowdet.losses.yolov3 import YOLOv3Loss
 from crowdet.losses.yolox import YOLOXLoss
+from crowdet.models.backbones.cspdarknet import CSPDarknet, CSPDarknetConfig
+from crowdet.models.backbones.darknet import Darknet53, Darknet53Config
+from crowdet.models.backbones.resnet import ResNet, ResNetConfig
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.fcos import FCOSHead, FCOSHeadConfig
@@ -53,13 +56,24 @@ from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
 from crowdet.models.heads.yolov3 import YOLOv3Head, YOLOv3HeadConfig
 from crowdet.models.heads.yolox import YOLOXHead, YOLOXHeadConfig
 from crowdet.models.necks.fpn import FPN, FPNConfig
+from crowdet.models.necks.pafpn import PAFPN, PAFPNConfig
+from crowdet.models.necks.yolov3 import YOLOv3Neck, YOLOv3NeckConfig
 from crowdet.models.preprocess import InputNorm
 from crowdet.postprocess.decode import postprocess
 from crowdet.postprocess.suppress import check_method
 from crowdet.structures import Assigner
 
-BACKBONES = {"tiny": (TinyBackboneConfig, TinyBackbone.from_config)}
-NECKS = {"fpn": (FPNConfig, FPN.from_config)}
+BACKBONES = {
+    "tiny": (TinyBackboneConfig, TinyBackbone.from_config),
+    "resnet": (ResNetConfig, ResNet.from_config),
+    "darknet53": (Darknet53Config, Darknet53.from_config),
+    "cspdarknet": (CSPDarknetConfig, CSPDarknet.from_config),
+}
+NECKS = {
+    "fpn": (FPNConfig, FPN.from_config),
+    "yolov3": (YOLOv3NeckConfig, YOLOv3Neck.from_config),
+    "pafpn": (PAFPNConfig, PAFPN.from_config),
+}
 HEADS = {
     "retina": (RetinaHeadConfig, RetinaHead.from_config),
     "fcos": (FCOSHeadConfig, FCOSHead.from_config),
@@ -192,7 +206,7 @@ def build_detector(cfg: Config) -> DenseDetector:
         flip_test=cfg.postprocess.flip_test,
         test_scales=cfg.postprocess.test_scales,
         size_divisor=cfg.data.size_divisor,
-        input_norm=InputNorm(m.pixel_mean, m.pixel_std),
+        input_norm=InputNorm(m.pixel_mean, m.pixel_std, rgb=getattr(backbone, "input_rgb", False)),
     )
     return detector.to(memory_format=torch.channels_last) if m.channels_last else detector
 

@@ -27,3 +27,25 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         return self.act(x + self.body(x))
+
+
+class ConvBNAct(nn.Module):
+    """Conv (no bias, `k // 2` padding) + BatchNorm + an activation, as `conv`, `bn`, `act`."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int = 1,
+        stride: int = 1,
+        act: nn.Module | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=eps, momentum=momentum)
+        self.act = act if act is not None else nn.Identity()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))

@@ -111,7 +111,15 @@ class RetinaHead(DenseHead):
         anchors: AnchorConfig,
     ) -> RetinaHead:
         a = anchors
-        generator = AnchorGenerator(strides, a.base_scale, a.octave_scales, a.aspect_ratios)
+        generator = AnchorGenerator(
+            strides,
+            a.base_scale,
+            a.octave_scales,
+            a.aspect_ratios,
+            order=a.order,
+            keep=a.keep,
+            center_offset=a.center_offset,
+        )
         return cls(
             in_channels, generator, num_classes, cfg.convs, cfg.channels, cfg.prior_prob, cfg.norm,
             cfg.visible, cfg.density, cfg.instances,

@@ -1,6 +1,8 @@
 """Feature pyramid network (Lin et al. 2017) producing P3..P7 as configured.
 
-Levels above the backbone's last one are made by stride-2 3x3 convs, as in RetinaNet.
+Levels above the backbone's last one are made by stride-2 3x3 convs, the first on P5 (FCOS,
+torchvision's RetinaNet) or on C5 (the RetinaNet paper, mmdetection's RetinaNet) as `extra_from`
+says, each later one on the ReLU of the level below.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class FPNConfig(Variant):
             raise ValueError(f"must be increasing with no repeats, got {v}")
         return v
 
+    # what the first level above the backbone's last one is made from: p5 (the top pyramid
+    # output) or c5 (the backbone's top feature)
+    extra_from: Literal["p5", "c5"] = "p5"
+
 
 def check_levels(levels: list[int], in_levels: list[int]) -> None:
     """FieldError (key `levels`) unless `levels` can be built from backbone levels `in_levels`:
@@ -47,7 +53,12 @@ def check_levels(levels: list[int], in_levels: list[int]) -> None:
 
 class FPN(nn.Module):
     def __init__(
-        self, in_channels: list[int], in_strides: list[int], channels: int, levels: list[int]
+        self,
+        in_channels: list[int],
+        in_strides: list[int],
+        channels: int,
+        levels: list[int],
+        extra_from: str,
     ):
         super().__init__()
         in_levels = [s.bit_length() - 1 for s in in_strides]
@@ -58,15 +69,24 @@ class FPN(nn.Module):
         self.output = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in self.used)
         top = in_levels[-1]
         extra = [lvl for lvl in levels if lvl > top]
+        if extra and extra_from == "p5" and top not in levels:
+            raise FieldError(
+                "levels",
+                f"levels {list(levels)}: level {top + 1} is made from P{top} (extra_from p5), "
+                f"so {top} must be one of the levels (or set extra_from: c5)",
+            )
+        self.extra_from = extra_from
+        first = in_channels[-1] if extra_from == "c5" else channels
         self.extra = nn.ModuleList(
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1) for _ in extra
+            nn.Conv2d(first if i == 0 else channels, channels, 3, stride=2, padding=1)
+            for i in range(len(extra))
         )
         self.out_channels = channels
         self.out_strides = [2**lvl for lvl in levels]
 
     @classmethod
     def from_config(cls, cfg: FPNConfig, in_channels: list[int], in_strides: list[int]) -> FPN:
-        return cls(in_channels, in_strides, cfg.channels, cfg.levels)
+        return cls(in_channels, in_strides, cfg.channels, cfg.levels, cfg.extra_from)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Backbone features (fine to coarse) -> pyramid features, one per configured level."""
@@ -75,6 +95,10 @@ class FPN(nn.Module):
         for i in range(len(lat) - 1, 0, -1):
             lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[-2:])
         outs = [conv(x) for conv, x in zip(self.output, lat)]
-        for conv in self.extra:
-            outs.append(conv(F.relu(outs[-1]) if len(outs) > len(lat) else outs[-1]))
+        for i, conv in enumerate(self.extra):
+            if i > 0:
+                x = F.relu(outs[-1])
+            else:
+                x = feats[-1] if self.extra_from == "c5" else outs[-1]
+            outs.append(conv(x))
         return outs

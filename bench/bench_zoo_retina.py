@@ -1,0 +1,169 @@
+"""crowdet's RetinaNet-R50-FPN against torchvision's retinanet_resnet50_fpn, same weights, same
+inputs: a training step (forward + backward + SGD, batch 2, 640 x 640, about 150 people per
+image, fp32) and inference with decoding and NMS; prints images/s of both and the ratios.
+
+    .venv/bin/python bench/bench_zoo_retina.py [--threads 1] [--steps 2] [--channels-last]
+
+Both models have the same architecture and weights (torchvision's, copied by
+crowdet.models.torchvision_map): one class, 9 anchors a location, IoU 0.5 / 0.4 matching,
+focal loss; torchvision's box loss is L1 on deltas, crowdet's smooth L1 (beta 0.1). The class
+biases are set to 0 so that scores are about 0.5 and both give NMS the same number of
+candidates: torchvision its top 1,000 per level, crowdet as many from all levels (4,125 at
+640 x 640); score threshold 0.05, IoU 0.5, up to 500 detections per image. torchvision's
+transform (normalisation, a resize by 1) is part of its step, crowdet's input normalisation of
+its own. The two models alternate step by step, so a change in machine load hits both;
+each figure is the median of `--steps` timed steps after one untimed step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CROWDET = [
+    "model.backbone={name: resnet, depth: 50, norm: bn}",
+    "model.neck={name: fpn, channels: 256, levels: [3, 4, 5, 6, 7], extra_from: p5}",
+    "model.head={name: retina, convs: 4, channels: 256, norm: none}",
+    "model.anchors={base_scale: 4.0, octave_scales: [1.0, 1.2599, 1.5874], "
+    "aspect_ratios: [0.5, 1.0, 2.0], order: ratio_major, keep: area, center_offset: 0.0}",
+    "assign={name: max_iou, pos_iou: 0.5, neg_iou: 0.4, low_quality: true}",
+    "loss={cls: focal, box: smooth_l1, smooth_l1_beta: 0.1, box_weight: 1.0}",
+    "postprocess={score_threshold: 0.05, pre_nms_topk: 1000, nms: hard, iou_threshold: 0.5, "
+    "max_dets: 500}",
+    "data.size_divisor=128",
+    "data.input_size=640",
+]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=2, help="timed steps of each kind and model")
+    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--people", type=int, default=150)
+    p.add_argument("--channels-last", action="store_true", help="crowdet in NHWC")
+    return p.parse_args()
+
+
+def people(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, 4) xyxy person-shaped boxes (height 2.4 x width, 20-300 px tall) inside the image."""
+    h = 20 + torch.rand(n, generator=gen) * 280
+    w = h / 2.4
+    x1 = torch.rand(n, generator=gen) * (size - w)
+    y1 = torch.rand(n, generator=gen) * (size - h)
+    return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
+
+
+def build(args):
+    from torchvision.models.detection import retinanet_resnet50_fpn
+
+    from crowdet.config import load_config
+    from crowdet.models.build import build_detector
+    from crowdet.models.torchvision_map import crowdet_state
+
+    torch.manual_seed(0)
+    tv = retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=1, min_size=args.size,
+        max_size=args.size, score_thresh=0.05, nms_thresh=0.5, detections_per_img=500,
+        topk_candidates=1000,
+    )  # fmt: skip
+    torch.nn.init.zeros_(tv.head.classification_head.cls_logits.bias)
+    # torchvision keeps its top 1,000 per level for NMS: the same number in all for crowdet
+    levels = [(args.size // 2**k) ** 2 * 9 for k in range(3, 8)]
+    topk = sum(min(1000, n) for n in levels)
+    overrides = [
+        *CROWDET,
+        f"model.channels_last={str(args.channels_last).lower()}",
+        f"postprocess.pre_nms_topk={topk}",
+    ]
+    ours = build_detector(load_config(None, overrides))
+    ours.load_state_dict(crowdet_state(tv.state_dict()))
+    return tv, ours
+
+
+def inputs(args):
+    """torchvision's (images 0-1 RGB, targets) and crowdet's Batch of the same two images."""
+    from crowdet.structures import Batch
+
+    gen = torch.Generator().manual_seed(0)
+    s = args.size
+    rgb = torch.rand(2, 3, s, s, generator=gen)
+    boxes = torch.stack([people(args.people, s, gen) for _ in range(2)])
+    tv_images = list(rgb)
+    tv_targets = [{"boxes": b, "labels": torch.zeros(len(b), dtype=torch.int64)} for b in boxes]
+    sizes = torch.tensor([[s, s], [s, s]])
+    batch = Batch(
+        images=rgb.flip(1) * 255, image_sizes=sizes, boxes=boxes,
+        valid=torch.ones(2, args.people, dtype=torch.bool),
+        ignore=torch.zeros(2, args.people, dtype=torch.bool),
+        scales=torch.ones(2), orig_sizes=sizes, image_ids=["0", "1"],
+    )  # fmt: skip
+    return (tv_images, tv_targets), batch
+
+
+def train_step(model, optim, loss_fn) -> float:
+    start = time.perf_counter()
+    losses = loss_fn()
+    loss = sum(losses.values())
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+    return time.perf_counter() - start
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(a, b, steps: int) -> tuple[float, float]:
+    """Median seconds of a() and of b(), run in turn after one untimed run of each."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(steps):
+        ta.append(a())
+        tb.append(b())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> int:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    tv, ours = build(args)
+    (tv_images, tv_targets), batch = inputs(args)
+    tv_opt = torch.optim.SGD(tv.parameters(), lr=0.01, momentum=0.9)
+    our_opt = torch.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+    tv.train(), ours.train()
+    t_ours, t_tv = alternate(
+        lambda: train_step(ours, our_opt, lambda: ours.loss(batch)),
+        lambda: train_step(tv, tv_opt, lambda: tv(tv_images, tv_targets)),
+        args.steps,
+    )
+    tv.eval(), ours.eval()
+    with torch.no_grad():
+        dets_ours, dets_tv = ours.predict(batch), tv(tv_images)
+        i_ours, i_tv = alternate(
+            lambda: timed(lambda: ours.predict(batch)), lambda: timed(lambda: tv(tv_images)),
+            args.steps,
+        )  # fmt: skip
+    n = len(tv_images)
+    print(f"threads {args.threads}, batch {n}, {args.size} x {args.size}, {args.people} people")
+    kept = [len(d.boxes) for d in dets_ours], [len(d["boxes"]) for d in dets_tv]
+    print(f"detections per image: crowdet {kept[0]}, torchvision {kept[1]}")
+    print(f"{'':12s} {'crowdet':>10s} {'torchvision':>12s} {'ratio':>7s}")
+    for name, a, b in (("train img/s", t_ours, t_tv), ("infer img/s", i_ours, i_tv)):
+        print(f"{name:12s} {n / a:10.3f} {n / b:12.3f} {b / a:7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
