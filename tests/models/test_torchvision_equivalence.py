@@ -83,7 +83,7 @@ def test_retinanet_r50_fpn_matches_torchvision():
 
 def test_fcos_r50_fpn_backbone_and_fpn_match_torchvision():
     """The backbone + FPN part (P3-P7, P6 from P5) of torchvision's FCOS. The FCOS head's own
-    comparison belongs with the FCOS head (model.head.name=fcos): see the marked test below."""
+    comparison is the next test."""
     torch.manual_seed(0)
     tv = fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=1).eval()
     randomise_norms(tv)
@@ -124,8 +124,29 @@ def test_fpn_p6_from_c5_matches_torchvision_last_level_on_c5():
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skip(reason="for the FCOS head (model.head.name=fcos): map torchvision's fcos head")
-def test_fcos_r50_fpn_head_matches_torchvision():
-    """To finish with the FCOS head: map head.classification_head / regression_head (GroupNorm
-    towers, cls_logits, bbox_reg, bbox_ctrness) of fcos_resnet50_fpn(num_classes=1) onto it,
-    then compare cls_logits, bbox_regression and bbox_ctrness within 1e-4 as above."""
+def test_fcos_r50_fpn_matches_torchvision():
+    """The whole FCOS-R50-FPN (backbone, FPN, head with GroupNorm towers and centerness): the
+    same parameter count and raw outputs as torchvision's fcos_resnet50_fpn(num_classes=1)."""
+    torch.manual_seed(0)
+    tv = fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=1).eval()
+    randomise_norms(tv)
+    fcos = RETINA[:2] + ["model.head={name: fcos, convs: 4, norm: gn, quality: centerness}"]
+    ours = build_detector(load_config(None, fcos)).eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in tv.parameters())
+    copy_into(ours, tv, skip=("head.",))
+    pairs = {
+        "cls_tower": tv.head.classification_head.conv,
+        "cls_out": tv.head.classification_head.cls_logits,
+        "box_tower": tv.head.regression_head.conv,
+        "box_out": tv.head.regression_head.bbox_reg,
+        "quality_out": tv.head.regression_head.bbox_ctrness,
+    }
+    for name, module in pairs.items():
+        getattr(ours.head, name).load_state_dict(module.state_dict())  # strict: same layout
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        want = tv.head(list(tv.backbone(x).values()))
+        got, _ = ours(x)
+    torch.testing.assert_close(got.cls_logits, want["cls_logits"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.box_regression, want["bbox_regression"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.centerness, want["bbox_ctrness"], rtol=1e-4, atol=1e-4)
