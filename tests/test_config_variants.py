@@ -58,6 +58,7 @@ def test_shipped_configs_keep_their_keys_and_values():
         "extra_from": "p5",  # the one behaviour before the key existed
     }
     head = {"name": "retina", "convs": 1, "channels": 48, "prior_prob": 0.01, "norm": "bn"}
+    head |= {"visible": False, "density": False, "instances": 1}  # the crowd extras, off
     assert model["head"] == head and list(model["head"]) == list(head)  # name first, as before
     cfg = load_config("configs/tiny.yaml")
     assert config_from_dict(config_to_dict(cfg)) == cfg

@@ -31,7 +31,10 @@ def test_head_flatten_order_matches_priors():
     """Output row a of the head must belong to prior a: level, y, x, anchor."""
     gen = AnchorGenerator([8, 16], 3.0, [1.0, 1.5], [2.44])
     c = 4 * gen.num_anchors
-    head = RetinaHead(c, gen, num_classes=1, convs=0, channels=c, prior_prob=0.01, norm="gn")
+    head = RetinaHead(
+        c, gen, num_classes=1, convs=0, channels=c, prior_prob=0.01, norm="gn",
+        visible=False, density=False, instances=1,
+    )  # fmt: skip
     # make the box output equal to the input location: channel k*4 + j carries (level, y, x, k)
     head.box_out = torch.nn.Identity()
     feats = []

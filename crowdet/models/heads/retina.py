@@ -72,9 +72,9 @@ class RetinaHead(DenseHead):
         channels: int,
         prior_prob: float,
         norm: str,
-        visible: bool = False,
-        density: bool = False,
-        instances: int = 1,
+        visible: bool,
+        density: bool,
+        instances: int,
     ):
         """One tower pair for the levels of `anchors` (their strides), `anchors.num_anchors`
         anchors per location (each predicting `instances` people); visible / density: the extra
