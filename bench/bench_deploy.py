@@ -94,7 +94,12 @@ def main(argv=None) -> int:
         ckpt = args.checkpoint or random_checkpoint(args.config, args.overrides, tmp / "r.pt")
         files = image_files(args.images, args.num, tmp)
         onnx = tmp / "model.onnx"
-        export_onnx(ckpt, onnx, imgsz=[args.imgsz], dynamic=True, check_images=files[:2])
+        # untrained weights (no --checkpoint): near-tied scores may flip a hard-NMS decision
+        # between the runtimes, so only the raw outputs are compared then
+        export_onnx(
+            ckpt, onnx, imgsz=[args.imgsz], dynamic=True, check_images=files[:2],
+            check_detections=args.checkpoint is not None,
+        )  # fmt: skip
         torch_det = Detector.from_checkpoint(ckpt, tta=False, overrides=size)
         ort_det = Detector.from_checkpoint(onnx)
         rates = {
