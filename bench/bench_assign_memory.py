@@ -1,6 +1,6 @@
 """Peak memory of one training step with 1,000 people per image against 20, per assigner.
 
-    .venv/bin/python bench/bench_assign_memory.py [--assigners max_iou,atss,ota,free_anchor]
+    .venv/bin/python bench/bench_assign_memory.py [--assigners max_iou,atss,ota,freeanchor]
 
 One step (forward, loss, backward, SGD update) of a batch of 2 images at 800 x 1344 with the
 model of bench/assign_scenes.py, each run in its own process; the peak resident memory of that
@@ -19,7 +19,7 @@ import time
 
 from timing import REPO
 
-ALL = ["max_iou", "atss", "simota", "ota", "free_anchor"]
+ALL = ["max_iou", "atss", "simota", "ota", "freeanchor"]
 
 
 def one_step(assign: str, people: int, threads: int) -> dict:

@@ -1,7 +1,7 @@
 """Assignment + loss + backward: crowdet against torchvision's RetinaNet, at crowd scale.
 
     .venv/bin/python bench/bench_assign_speed.py [--batch 8] [--people 20,150,500,1000]
-        [--extra atss,ota,free_anchor] [--threads 1]
+        [--extra atss,ota,freeanchor] [--threads 1]
 
 Inputs shared by both: RetinaNet priors (P3-P7, 9 per place: 3 octave scales x 3 aspect
 ratios, about 201k per 800 x 1344 image), random head outputs (B, A, 1) and (B, A, 4) as leaf
@@ -51,7 +51,7 @@ def crowdet_loss(name: str):
     from crowdet.models.build import build_assigner, build_loss
 
     cfg = load_config(REPO / "configs" / "tiny.yaml", [f"assign.name={name}"])
-    if name == "free_anchor":
+    if name == "freeanchor":
         return build_loss(cfg)
     return DenseLoss(build_assigner(cfg.assign), box="smooth_l1", box_weight=1.0,
                      smooth_l1_beta=1e-6)  # fmt: skip

@@ -1,7 +1,7 @@
 """What each assigner and loss buys: the demo recipe with each, same budget, on two presets.
 
     .venv/bin/python bench/sweep_assign.py [--iters 3000] [--seconds 0] \
-        [--rows max_iou,atss,simota,ota,free_anchor,max_iou_rep] [--presets demo,crowdhuman] \
+        [--rows max_iou,atss,simota,ota,freeanchor,max_iou_rep] [--presets demo,crowdhuman] \
         [--synth-train 1500 --synth-val 300] [--out runs/sweep_assign] [key=value ...]
 
 Each row is configs/demo.yaml with the overrides of ROWS, trained with `crowdet train` in its
@@ -31,7 +31,7 @@ ROWS = {
     "atss": ["assign.name=atss"],
     "simota": ["assign.name=simota"],
     "ota": ["assign.name=ota"],
-    "free_anchor": ["assign.name=free_anchor"],
+    "freeanchor": ["assign.name=freeanchor"],
     "max_iou_rep": ["loss.rep_gt=0.5", "loss.rep_box=0.5"],
 }
 

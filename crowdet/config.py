@@ -282,7 +282,7 @@ class OTAAssignConfig(AssignConfigBase):  # crowdet.assign.ota
 
 
 class FreeAnchorAssignConfig(AssignConfigBase):  # crowdet.losses.free_anchor (a whole loss)
-    name: Literal["free_anchor"] = "free_anchor"
+    name: Literal["freeanchor"] = "freeanchor"
     bag_size: int = Field(50, ge=1)  # anchors of a person's bag: its best by IoU
     # background term: a predicted box's IoU with a person counts from here (saturated linear,
     # 1 at the person's best predicted IoU)

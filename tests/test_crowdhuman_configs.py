@@ -65,7 +65,7 @@ def test_recipe_trains_a_step_on_two_images(name):
 def test_recipe_is_the_published_architecture(name):
     cfg = load(Path("configs/crowdhuman") / name)
     m = cfg.model
-    assert (m.backbone.name, m.backbone.depth, m.neck.levels) == ("resnet", 50, [3, 4, 5, 6, 7])
+    assert (m.backbone.name, m.backbone.depth, m.neck.levels) == ("resnet50", 50, [3, 4, 5, 6, 7])
     assert (m.head.convs, m.head.channels) == (4, 256)
     anchors = len(m.anchors.octave_scales) * len(m.anchors.aspect_ratios)
     assert anchors == (9 if name.startswith("retina") else 1)

@@ -48,7 +48,14 @@ from crowdet.losses.yolov3 import YOLOv3Loss
 from crowdet.losses.yolox import YOLOXLoss
 from crowdet.models.backbones.cspdarknet import CSPDarknet, CSPDarknetConfig
 from crowdet.models.backbones.darknet import Darknet53, Darknet53Config
-from crowdet.models.backbones.resnet import ResNet, ResNetConfig
+from crowdet.models.backbones.resnet import (
+    ResNet,
+    ResNet18Config,
+    ResNet34Config,
+    ResNet50Config,
+    ResNet101Config,
+    ResNetConfig,
+)
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.fcos import FCOSHead, FCOSHeadConfig
@@ -66,6 +73,10 @@ from crowdet.structures import Assigner
 BACKBONES = {
     "tiny": (TinyBackboneConfig, TinyBackbone.from_config),
     "resnet": (ResNetConfig, ResNet.from_config),
+    "resnet18": (ResNet18Config, ResNet.from_config),
+    "resnet34": (ResNet34Config, ResNet.from_config),
+    "resnet50": (ResNet50Config, ResNet.from_config),
+    "resnet101": (ResNet101Config, ResNet.from_config),
     "darknet53": (Darknet53Config, Darknet53.from_config),
     "cspdarknet": (CSPDarknetConfig, CSPDarknet.from_config),
 }
@@ -166,9 +177,9 @@ ASSIGNERS = {
     "yolov3": (YOLOv3AssignConfig, _yolov3),
     "simota": (SimOTAAssignConfig, _simota),
     "ota": (OTAAssignConfig, _ota),
-    "free_anchor": (FreeAnchorAssignConfig, _free_anchor),
+    "freeanchor": (FreeAnchorAssignConfig, _free_anchor),
 }
-WHOLE_LOSSES = {"free_anchor"}  # the ASSIGNERS entries that build a whole loss, not an assigner
+WHOLE_LOSSES = {"freeanchor"}  # the ASSIGNERS entries that build a whole loss, not an assigner
 
 
 def lookup(table: dict, name: str, key: str):
@@ -332,7 +343,7 @@ def build_loss(cfg: Config, num_pos_reducer=None):
                 f"model.head {head!r} with its options trains with its own loss"
             )
         if cfg.loss.rep_gt or cfg.loss.rep_box:
-            raise ConfigError("loss.rep_gt / loss.rep_box need a hard assignment, not free_anchor")
+            raise ConfigError("loss.rep_gt / loss.rep_box need a hard assignment, not freeanchor")
         assigner.num_pos_reducer = num_pos_reducer
         return assigner
     builder = LOSSES.get(cfg.model.head.name, _dense_loss)

@@ -118,7 +118,7 @@ def test_mean_max_hand_made():
 
 
 def test_selected_from_the_config_and_trains_the_whole_head():
-    cfg = load_config(TINY, ["assign.name=free_anchor"])
+    cfg = load_config(TINY, ["assign.name=freeanchor"])
     loss = build_loss(cfg)
     assert isinstance(loss, FreeAnchorLoss) and loss.bag_size == 50
     priors, batch = priors_of(torch.float32), batch_of(1, 6, torch.float32)

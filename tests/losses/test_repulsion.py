@@ -86,4 +86,4 @@ def test_weights_from_the_config_and_off_by_default():
     assert out["rep_gt"].item() == pytest.approx(expected_gt, rel=1e-6)
     assert out["rep_box"].item() == pytest.approx(0.25 * -math.log(1 - iou), rel=1e-6)
     with pytest.raises(ConfigError, match="rep_gt / loss.rep_box need a hard assignment"):
-        build_loss(load_config(TINY, ["assign.name=free_anchor", "loss.rep_gt=1"]))
+        build_loss(load_config(TINY, ["assign.name=freeanchor", "loss.rep_gt=1"]))

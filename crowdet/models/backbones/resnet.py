@@ -43,6 +43,28 @@ class ResNetConfig(Variant):
     rgb: bool = True  # the network sees RGB (torchvision's ImageNet weights were trained so)
 
 
+# the fixed-depth names of the same backbone (`model.backbone.name: resnet50`): `resnet` with
+# that depth
+class ResNet18Config(ResNetConfig):
+    name: Literal["resnet18"] = "resnet18"
+    depth: Literal[18] = 18
+
+
+class ResNet34Config(ResNetConfig):
+    name: Literal["resnet34"] = "resnet34"
+    depth: Literal[34] = 34
+
+
+class ResNet50Config(ResNetConfig):
+    name: Literal["resnet50"] = "resnet50"
+    depth: Literal[50] = 50
+
+
+class ResNet101Config(ResNetConfig):
+    name: Literal["resnet101"] = "resnet101"
+    depth: Literal[101] = 101
+
+
 class ResNet(Backbone):
     def __init__(self, depth: int, norm: str, frozen_stages: int, norm_eval: bool, rgb: bool):
         super().__init__()
