@@ -32,12 +32,10 @@ import torch
 from crowdet import boxes as box_ops
 from crowdet.assign.candidates import infer_grids, nearest_window
 from crowdet.assign.common import (
-    all_background,
-    assign_tensors,
-    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
+    start_assignment,
 )
 from crowdet.boxes import EPS
 from crowdet.errors import ConfigError
@@ -74,12 +72,10 @@ class ATSSAssigner:
         """priors (A, 4) in levels of priors.level_sizes, targets (B, G) -> AssignResult with
         matched (B, A) int64 on the device of the priors: the index g in [0, G) of a positive
         prior's person, else BACKGROUND (-1) or IGNORE (-2)."""
-        check_assign_inputs(priors, targets, predictions)
-        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
-        num_images, num_gt = people.shape
-        num_priors = prior_boxes.shape[0]
-        matched = all_background(num_images, num_priors, prior_boxes.device)
-        if num_images == 0 or num_gt == 0 or num_priors == 0:
+        prior_boxes, people, regions, gt_boxes, matched, empty = start_assignment(
+            priors, targets, predictions
+        )
+        if empty:
             return AssignResult(matched)
 
         image, person = people.nonzero(as_tuple=True)  # (N,) the people of the whole batch
@@ -93,7 +89,7 @@ class ATSSAssigner:
         cand_iou = box_ops.paired_iou(boxes[:, None, :], prior_boxes[cand])  # (N, K)
         inside = _centre_inside(prior_boxes[cand], boxes)
         positive = (cand_iou >= _threshold(cand_iou)[:, None]) & inside
-        iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, num_priors)
+        iou_of_pos = _resolve(matched, image, person, cand, cand_iou, positive, matched.shape[1])
         mark_ignored(matched, prior_boxes, gt_boxes, regions, self.ignore_ioa, budget)
         if self.low_quality:
             low_quality_rounds(prior_boxes, gt_boxes, people, matched, iou_of_pos, budget, grid)

@@ -121,6 +121,23 @@ def all_background(num_images: int, num_priors: int, device) -> torch.Tensor:
     return torch.full((num_images, num_priors), BACKGROUND, dtype=torch.long, device=device)
 
 
+def start_assignment(
+    priors: Priors, targets: Targets, predictions: Predictions | None, needs_strides: str = ""
+):
+    """What every assigner begins with: the inputs checked (`needs_strides`: the assigner's name,
+    for the error when the priors carry no strides), `assign_tensors`, and every prior
+    BACKGROUND -> (prior_boxes, people, regions, gt_boxes, matched (B, A), empty) with empty True
+    when there is no image, person or prior to assign."""
+    check_assign_inputs(priors, targets, predictions)
+    if needs_strides and priors.strides is None:
+        raise ValueError(f"{needs_strides} needs the strides of the priors (Priors.strides)")
+    prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
+    num_images, num_gt = people.shape
+    matched = all_background(num_images, prior_boxes.shape[0], prior_boxes.device)
+    empty = num_images == 0 or num_gt == 0 or prior_boxes.shape[0] == 0
+    return prior_boxes, people, regions, gt_boxes, matched, empty
+
+
 def mark_ignored(matched, priors, gt_boxes, regions, ignore_ioa, max_elements) -> None:
     """In place on matched (B, A): a prior that is not positive and whose intersection over its
     own area with some ignore region (regions (B, G) bool) is > ignore_ioa becomes IGNORE."""

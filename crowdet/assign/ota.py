@@ -32,12 +32,10 @@ from crowdet import boxes as box_ops
 from crowdet.assign.atss import _candidates, _centre_inside, _centres, _window_candidates
 from crowdet.assign.candidates import infer_grids
 from crowdet.assign.common import (
-    all_background,
-    assign_tensors,
-    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
+    start_assignment,
 )
 from crowdet.errors import ConfigError
 from crowdet.structures import AssignResult, Predictions, Priors, Targets
@@ -80,13 +78,12 @@ class OTAAssigner:
     ) -> AssignResult:
         """priors (A, 4), targets (B, G), predictions (B, A, C) scores and (B, A, 4) boxes
         -> AssignResult with matched (B, A) int64."""
-        check_assign_inputs(priors, targets, predictions)
-        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
-        num_images, num_gt = people.shape
-        num_priors = prior_boxes.shape[0]
-        matched = all_background(num_images, num_priors, prior_boxes.device)
-        if num_images == 0 or num_gt == 0 or num_priors == 0:
+        prior_boxes, people, regions, gt_boxes, matched, empty = start_assignment(
+            priors, targets, predictions
+        )
+        if empty:
             return AssignResult(matched)
+        num_priors = prior_boxes.shape[0]
         image, person = people.nonzero(as_tuple=True)
         if len(image) and predictions is None:
             raise ValueError("the OTA assigner ranks priors by the predictions: none were given")

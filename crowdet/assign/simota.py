@@ -38,12 +38,10 @@ import torch.nn.functional as F
 
 from crowdet import boxes as box_ops
 from crowdet.assign.common import (
-    all_background,
-    assign_tensors,
-    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
+    start_assignment,
 )
 from crowdet.assign.pairs import batch_people, candidate_pairs, settle_contests
 from crowdet.errors import ConfigError
@@ -95,15 +93,13 @@ class SimOTAAssigner:
     ) -> AssignResult:
         """priors (A, 4) with strides, targets (B, G), predictions -> AssignResult: matched
         (B, A) int64 and soft_targets (B, A), the IoU of each positive's prediction."""
-        check_assign_inputs(priors, targets, predictions)
-        if priors.strides is None:
-            raise ValueError("SimOTA needs the strides of the priors (Priors.strides)")
-        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
-        num_images, num_priors = people.shape[0], prior_boxes.shape[0]
-        matched = all_background(num_images, num_priors, prior_boxes.device)
+        prior_boxes, people, regions, gt_boxes, matched, empty = start_assignment(
+            priors, targets, predictions, needs_strides="SimOTA"
+        )
         soft = torch.zeros(matched.shape, dtype=prior_boxes.dtype, device=matched.device)
-        if num_images == 0 or people.shape[1] == 0 or num_priors == 0:
+        if empty:
             return AssignResult(matched, soft_targets=soft)
+        num_priors = matched.shape[1]
         if predictions is None:
             raise ValueError("SimOTA ranks priors by the predictions: none were given")
         image, person, boxes = batch_people(people, gt_boxes)

@@ -32,12 +32,10 @@ import torch
 from crowdet import boxes as box_ops
 from crowdet.assign.codes import IGNORE
 from crowdet.assign.common import (
-    all_background,
-    assign_tensors,
-    check_assign_inputs,
     check_max_elements,
     low_quality_rounds,
     mark_ignored,
+    start_assignment,
 )
 from crowdet.assign.pairs import (
     batch_people,
@@ -79,14 +77,12 @@ class YOLOv3Assigner:
     ) -> AssignResult:
         """priors (A, 4) with strides, targets (B, G), predictions (for rule 4; None: no ignore
         threshold) -> AssignResult with matched (B, A) int64."""
-        check_assign_inputs(priors, targets, predictions)
-        if priors.strides is None:
-            raise ValueError("the YOLOv3 assigner needs the strides of the priors (Priors.strides)")
-        prior_boxes, people, regions, gt_boxes = assign_tensors(priors, targets)
-        num_images, num_priors = people.shape[0], prior_boxes.shape[0]
-        matched = all_background(num_images, num_priors, prior_boxes.device)
-        if num_images == 0 or people.shape[1] == 0 or num_priors == 0:
+        prior_boxes, people, regions, gt_boxes, matched, empty = start_assignment(
+            priors, targets, predictions, needs_strides="the YOLOv3 assigner"
+        )
+        if empty:
             return AssignResult(matched)
+        num_priors = matched.shape[1]
         image, person, boxes = batch_people(people, gt_boxes)
         k, a = _cell_candidates(prior_boxes, priors.strides.to(prior_boxes), boxes, self)
         fit = shape_iou(boxes[k], prior_boxes[a])
