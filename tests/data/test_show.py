@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from crowdet.cli import main
 from crowdet.data.records import ImageRecord
@@ -112,7 +111,6 @@ def test_show_command(tmp_path, capsys):
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 
 
-@pytest.mark.skipif(not CONFIG.exists(), reason="configs/tiny.yaml absent")
 def test_show_augmented_samples(tmp_path, capsys):
     images = tmp_path / "Images"
     images.mkdir()
@@ -125,7 +123,6 @@ def test_show_augmented_samples(tmp_path, capsys):
     assert pic is not None and (pic == FULL_COLOR).all(2).sum() > 20
 
 
-@pytest.mark.skipif(not CONFIG.exists(), reason="configs/tiny.yaml absent")
 def test_show_augment_reads_the_config_training_set(tmp_path, capsys):
     images = tmp_path / "Images"
     images.mkdir()
