@@ -56,6 +56,16 @@ def save_prediction_grid(panels: list[np.ndarray], path: Path, max_width: int = 
     return path
 
 
+NOT_LOSSES = {"time", "type", "iter", "epoch", "lr", "data_time", "step_time", "ips", "eta", "mem"}
+
+
+def loss_keys(train: list[dict]) -> list[str]:
+    """The loss terms the training rows log: "loss" first, then the method's terms in the order
+    logged (cls / box for most, pos_bag / neg_bag for FreeAnchor, rep_gt ... when on)."""
+    keys = dict.fromkeys(k for r in train for k in r if k not in NOT_LOSSES)
+    return sorted(keys, key=lambda k: k != "loss")
+
+
 def plot_training_curves(metrics_jsonl: Path, path: Path) -> Path:
     """Losses and learning rate against iteration, validation AP / MR^-2 / JI if any."""
     import matplotlib
@@ -68,8 +78,8 @@ def plot_training_curves(metrics_jsonl: Path, path: Path) -> Path:
     evals = [r for r in rows if r["type"] == "eval"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     it = [r["iter"] for r in train]
-    for key in ("loss", "cls", "box"):
-        axes[0].plot(it, [r[key] for r in train], label=key)
+    for key in loss_keys(train):
+        axes[0].plot(it, [r.get(key, float("nan")) for r in train], label=key)
     axes[0].set(title="training losses", xlabel="iteration", yscale="log")
     axes[0].legend()
     axes[1].plot(it, [r["lr"] for r in train])
