@@ -111,7 +111,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tables", nargs="+", choices=list(ROWS), default=list(ROWS))
     p.add_argument("--rows", nargs="+", help="only these rows (names of any table)")
     p.add_argument("--variant", action="append", default=[], help="name:key=value ... (own table)")
-    p.add_argument("--presets", nargs="+", choices=["demo", "crowdhuman"], default=["demo", "crowdhuman"])
+    p.add_argument(
+        "--presets", nargs="+", choices=["demo", "crowdhuman"], default=["demo", "crowdhuman"]
+    )
     p.add_argument(
         "--steps", type=int, default=500, help="steps of a fixed-step row (0: the config's budget)"
     )
