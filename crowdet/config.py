@@ -344,6 +344,11 @@ class Config(Section):
             )
         return v
 
+    def scores_visible(self) -> bool:
+        """Whether evaluation scores the visible boxes a full + visible head predicts beside its
+        full boxes (eval.box: visible on a model trained on data.box: full or head)."""
+        return (self.eval.box or self.data.box) == "visible" and self.data.box != "visible"
+
 
 def _section_at(path: tuple[str | int, ...], data: Any) -> tuple[type[BaseModel] | None, Any]:
     """The config model of the section at `path` of the raw config `data` (for a variant

@@ -59,8 +59,9 @@ def evaluate_checkpoint(cfg, state: dict, checkpoint: Path, out: Path, caltech: 
     loader = D.eval_loader(cfg, D.build_dataset(cfg, records, train=False))
     box = cfg.eval.box or cfg.data.box
     result, dets = evaluate_model(
-        model, loader, records, device, box, cfg.eval.coco, True, cfg.eval.caltech
-    )
+        model, loader, records, device, box, cfg.eval.coco, True, cfg.eval.caltech,
+        cfg.scores_visible(),
+    )  # fmt: skip
     files = write_results(result, out)
     sizes = {r.image_id: (r.width, r.height) for r in records if r.image_id in dets}
     files["detections"] = out / "detections.odgt"

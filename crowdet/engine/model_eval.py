@@ -20,10 +20,19 @@ from crowdet.engine.dist import gather_objects
 log = logging.getLogger("crowdet.eval")
 
 
+def _scored(det, visible: bool):
+    """The boxes to score: the visible ones when asked (build_detector made sure the head
+    predicts them), else the model's boxes."""
+    return det.visible if visible else det.boxes
+
+
 @torch.no_grad()
-def predict_loader(model, loader, device, progress: bool = False, desc: str = "eval"):
+def predict_loader(
+    model, loader, device, progress: bool = False, desc: str = "eval", visible: bool = False
+):
     """-> dets {image_id: (boxes (N,4) xyxy, scores (N,))}, sizes {image_id: (W, H)} and the
-    images that could not be read {image_id: message naming the file}."""
+    images that could not be read {image_id: message naming the file}. `visible`: the boxes are
+    the visible boxes of a full + visible head (Config.scores_visible)."""
     was_training = model.training
     model.eval()
     dets, sizes, unread = {}, {}, {}
@@ -33,7 +42,7 @@ def predict_loader(model, loader, device, progress: bool = False, desc: str = "e
             continue
         batch = batch.to(device)
         for image_id, det, hw in zip(batch.image_ids, model.predict(batch), batch.orig_sizes):
-            dets[image_id] = (det.boxes.cpu().numpy(), det.scores.cpu().numpy())
+            dets[image_id] = (_scored(det, visible).cpu().numpy(), det.scores.cpu().numpy())
             sizes[image_id] = (int(hw[1]), int(hw[0]))
     model.train(was_training)
     return dets, sizes, unread
@@ -90,8 +99,9 @@ def score_detections(
 
 
 def evaluate_model(
-    model, loader, records, device, box_kind="full", coco=True, progress=False, caltech=False
-):
+    model, loader, records, device, box_kind="full", coco=True, progress=False, caltech=False,
+    visible=False,
+):  # fmt: skip
     """Detections on `loader` scored against `records` -> (EvalResult, detections)."""
-    dets, sizes, unread = predict_loader(model, loader, device, progress)
+    dets, sizes, unread = predict_loader(model, loader, device, progress, visible=visible)
     return score_detections(records, dets, sizes, box_kind, coco, unread, caltech), dets

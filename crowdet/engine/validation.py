@@ -20,7 +20,10 @@ def validate(trainer) -> dict:
     model = t.ema.module if t.ema is not None else t.model
     loader = D.eval_loader(cfg, t.val_set, t.dist.rank, t.dist.world)
     show = bool(t.progress) and t.is_main
-    dets, sizes, unread = gather_detections(*predict_loader(model, loader, t.device, show))
+    visible = cfg.scores_visible()
+    dets, sizes, unread = gather_detections(
+        *predict_loader(model, loader, t.device, show, visible=visible)
+    )
     metrics = None
     if t.is_main:
         box = cfg.eval.box or cfg.data.box

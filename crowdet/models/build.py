@@ -206,7 +206,7 @@ def build_detector(cfg: Config) -> DenseDetector:
         HEADS, m.head, "model.head", neck.out_channels, neck.out_strides, m.num_classes, m.anchors
     )
     _check_scale_bounds(cfg.assign, len(neck.out_strides))
-    check_crowd_extras(head, cfg.postprocess.nms)
+    check_crowd_extras(head, cfg)
     detector = DenseDetector(
         backbone,
         neck,
@@ -237,14 +237,20 @@ def build_assigner(assign: AssignConfigBase) -> Assigner:
     return _build(ASSIGNERS, assign, "assign")
 
 
-def check_crowd_extras(head, nms: str) -> None:
-    """ConfigError naming the key when the head's extras and postprocess.nms do not fit."""
+def check_crowd_extras(head, cfg: Config) -> None:
+    """ConfigError naming the key when the head's extras do not fit postprocess.nms or eval.box."""
+    if cfg.scores_visible() and not head.visible:
+        raise ConfigError(
+            f"eval.box: visible scores visible boxes, and this model (trained on data.box: "
+            f"{cfg.data.box}) predicts none: set model.head.visible: true (full + visible "
+            "output) or train with data.box: visible"
+        )
     if head.instances > 1 and (head.visible or head.density):
         raise ConfigError(
             "model.head.instances: several instances per prior train with the EMD loss, which "
             "has no visible or density term; set model.head.visible and model.head.density false"
         )
-    check_method(nms, head.visible, head.density, head.instances)
+    check_method(cfg.postprocess.nms, head.visible, head.density, head.instances)
 
 
 def _dense_loss(cfg: Config, assigner: Assigner, num_pos_reducer) -> DenseLoss | EMDLoss:

@@ -116,3 +116,28 @@ def test_checkpoint_overrides_choose_the_suppression_or_name_the_key(tmp_path):
         Detector.from_checkpoint(path, overrides=["postprocess.nms=visible"])
     with pytest.raises(ConfigError, match="postprocess.nms"):
         Detector.from_checkpoint(path, overrides=["postprocess.nms=bogus"])
+
+
+def test_eval_box_visible_scores_the_visible_boxes():
+    """A full + visible head evaluated with eval.box=visible is scored on its visible boxes, which
+    differ from its full boxes; without a visible head the config is refused at build time."""
+    from crowdet.engine.model_eval import predict_loader
+
+    cfg = load_config(
+        "configs/tiny.yaml",
+        [*OPTIONS["visible"], "eval.box=visible", "postprocess.score_threshold=0.0"],
+    )
+    assert cfg.scores_visible()
+    torch.manual_seed(0)
+    model = build_detector(cfg).eval()
+    batch = crowd_batch()
+    (det, _) = model.predict(batch)
+    assert det.visible is not None and not torch.equal(det.visible, det.boxes)
+    dets, _, _ = predict_loader(model, [batch], "cpu", visible=cfg.scores_visible())
+    assert torch.equal(torch.from_numpy(dets["a"][0]), det.visible)
+    full, _, _ = predict_loader(model, [batch], "cpu")
+    assert torch.equal(torch.from_numpy(full["a"][0]), det.boxes)
+    # data.box: visible trains the visible box as the model's own: nothing to switch
+    assert not load_config("configs/tiny.yaml", ["data.box=visible"]).scores_visible()
+    with pytest.raises(ConfigError, match=r"eval\.box: visible .*model\.head\.visible: true"):
+        build_detector(load_config("configs/tiny.yaml", ["eval.box=visible"]))
