@@ -5,7 +5,7 @@ crowded people and seconds per step for each.
     .venv/bin/python bench/sweep.py [--tables assign crowd augment zoo] [--presets demo crowdhuman]
         [--steps 500] [--seconds 300] [--jobs 2] [--threads 1] [--out runs/sweep] [key=value ...]
 
-    .venv/bin/python bench/sweep.py --variant "lr10:train.lr=0.01" --variant base   # ad-hoc rows
+    .venv/bin/python bench/sweep.py --tables --variant "lr10:train.lr=0.01" --variant base  # ad hoc
 
 A row is configs/demo.yaml with the row's changes (ROWS below: a dotted key set to a value; a
 mapping replaces the whole section, None deletes the key), written to the row's folder and
@@ -13,9 +13,11 @@ trained with `crowdet demo --config` in its own process (`--jobs` at a time, `--
 threads each). The tables `assign`, `crowd` and `augment` train a fixed number of steps (`--steps`,
 no time budget: the figures do not move with the machine's load); `zoo` compares architectures of
 different cost, so each row trains for the same time (`--seconds`). A row that only changes the
-post-processing (`eval_of`) re-evaluates another row's checkpoint with `crowdet val`. Identical
-rows of several tables train once. Rows sharing the machine: compare their metrics, and their
-seconds per step only with each other. Results go to OUT/results.jsonl as they come.
+post-processing (`eval_of`) re-evaluates another row's checkpoint with `crowdet val`; a row's
+`train.*` keys are given on the command line after the budget, so a row can set its own. Identical
+rows of several tables train once, and a rerun skips the rows already done (OUT/*/*/sweep.json).
+Rows sharing the machine: compare their metrics, and their seconds per step only with each other.
+Results go to OUT/results.jsonl as they come.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ TIMED = {"zoo"}  # tables whose rows train for --seconds instead of --steps
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every row")
-    p.add_argument("--tables", nargs="+", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--tables", nargs="*", choices=list(ROWS), default=list(ROWS))
     p.add_argument("--rows", nargs="+", help="only these rows (names of any table)")
     p.add_argument("--variant", action="append", default=[], help="name:key=value ... (own table)")
     p.add_argument(
@@ -168,9 +170,19 @@ def common(preset: str, args: argparse.Namespace, timed: bool) -> list[str]:
     ]
 
 
+def job_key(job: dict) -> str:
+    """What a job computes: its config and overrides, or the checkpoint and overrides it scores."""
+    what = job.get("config") or str(job["eval_of"])
+    return json.dumps([what, job["overrides"]], sort_keys=True)
+
+
 def run_row(job: dict) -> dict:
-    """Train (or re-evaluate) one row -> its metrics, or {"error": why}."""
+    """Train (or re-evaluate) one row -> its metrics, or {"error": why}. A row whose folder holds
+    the finished result of the same job (sweep.json) is not run again: a stopped sweep resumes."""
     out: Path = job["out"]
+    done = out / "sweep.json"
+    if done.exists() and json.loads(done.read_text())["job"] == job_key(job):
+        return json.loads(done.read_text())["metrics"]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if "eval_of" in job:
@@ -194,6 +206,7 @@ def run_row(job: dict) -> dict:
             if r.get("type") == "train" and "step_time" in r
         ]
         m["s_per_step"] = sum(steps[1:]) / max(len(steps) - 1, 1)  # the first holds the warm-up
+    done.write_text(json.dumps({"job": job_key(job), "metrics": m}))
     return m
 
 
@@ -217,7 +230,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
     from crowdet.config import load_config
 
     base = yaml.safe_load(DEMO.read_text())
-    tables = {t: ROWS[t] for t in args.tables} if not args.variant else {}
+    tables = {t: ROWS[t] for t in args.tables}
     if args.variant:
         tables["variant"] = variant_rows(args.variant)
     jobs: dict[str, dict] = {}
@@ -235,8 +248,9 @@ def plan(args: argparse.Namespace) -> list[dict]:
                         "overrides": [f"{k}={json.dumps(v)}" for k, v in changes.items()],
                     }  # fmt: skip
                     continue
-                cfg = row_config(base, changes)
-                overrides = common(preset, args, timed)
+                own = [f"{k}={json.dumps(v)}" for k, v in changes.items() if k.startswith("train.")]
+                cfg = row_config(base, {k: v for k, v in changes.items() if k not in own})
+                overrides = [*common(preset, args, timed), *own]  # a row's train.* keys win
                 key = json.dumps([cfg, overrides], sort_keys=True)
                 load_config(DEMO, overrides)  # a typo in the shared overrides fails here
                 jobs.setdefault(key, {"config": cfg, "overrides": overrides, "names": []})
