@@ -124,6 +124,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="rows trained at once")
     p.add_argument("--threads", type=int, default=1, help="torch threads per row")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "sweep")
+    p.add_argument("--report", action="store_true", help="only print OUT's results as tables")
     return p.parse_args(argv)
 
 
@@ -295,8 +296,42 @@ def line(preset: str, table: str, name: str, m: dict) -> str:
     )
 
 
+def report(results: Path) -> str:
+    """OUT/results.jsonl as one markdown table per table: a row per row name, the presets side by
+    side (AP / MR^-2 / JI, crowd recall, s/step); the last result of a row counts."""
+    rows = {}
+    for r in map(json.loads, results.read_text().splitlines()):
+        rows[(r["table"], r["row"], r["preset"])] = r
+    tables = dict.fromkeys(t for t, _, _ in rows)
+    presets = list(dict.fromkeys(p for _, _, p in rows))
+    out = []
+    for table in tables:
+        out += [f"{table}:", "", "| row | " + " | ".join(presets) + " |"]
+        out.append("|---" * (len(presets) + 1) + "|")
+        names = dict.fromkeys(n for t, n, _ in rows if t == table)
+        for name in sorted(names, key=list(ROWS.get(table, names)).index):
+            cells = []
+            for preset in presets:
+                m = rows.get((table, name, preset))
+                if m is None or "error" in m:
+                    cells.append("" if m is None else m["error"])
+                    continue
+                cell = f"{m['AP']:.3f} / {m['MR']:.3f} / {m['JI']:.3f}"
+                if m.get("crowd_recall") is not None:
+                    cell += f", crowd recall {m['crowd_recall']:.3f}"
+                if "s_per_step" in m:
+                    cell += f", {m['train_iters']} steps, {m['s_per_step']:.2f} s/step"
+                cells.append(cell)
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        print(report(args.out / "results.jsonl"))
+        return 0
     from crowdet.config import load_config
     from crowdet.engine.data import ensure_dataset
     from crowdet.errors import ConfigError
