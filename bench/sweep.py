@@ -112,6 +112,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every row")
     p.add_argument("--tables", nargs="*", choices=list(ROWS), default=list(ROWS))
     p.add_argument("--rows", nargs="+", help="only these rows (names of any table)")
+    p.add_argument("--last", nargs="+", default=[], help="rows trained after the others")
     p.add_argument("--variant", action="append", default=[], help="name:key=value ... (own table)")
     p.add_argument(
         "--presets", nargs="+", choices=["demo", "crowdhuman"], default=["demo", "crowdhuman"]
@@ -268,7 +269,8 @@ def plan(args: argparse.Namespace) -> list[dict]:
         j["out"] = args.out / j["preset"] / j["row"]
         j["names"] = [(j["preset"], j["table"], j["row"])]
         j["after"] = source
-    return trainings + evals
+    last = [j for j in trainings if any(n in args.last for _, _, n in j["names"])]
+    return [j for j in trainings if j not in last] + last + evals
 
 
 def check_configs(jobs: list[dict]) -> None:
