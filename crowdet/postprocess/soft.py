@@ -103,12 +103,13 @@ def _cpu_soft_nms(boxes, scores, idxs, method, sigma, iou_threshold, score_thres
     sc = scores.numpy()
     threshold = sc.dtype.type(score_threshold)
     candidates = np.flatnonzero(sc >= threshold)
-    b = boxes.numpy()[candidates].astype(sc.dtype)
+    b = boxes.numpy()[candidates].astype(sc.dtype, copy=False)
     if idxs is None:
         g = np.zeros(len(candidates), np.int64)
+        order = np.argsort(b[:, 0], kind="stable")
     else:
-        g = np.unique(idxs.numpy()[candidates], return_inverse=True)[1].astype(np.int64)
-    order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
+        g = idxs.numpy()[candidates].astype(np.int64, copy=False)
+        order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
     min_iou = 0.0 if method == "gaussian" else iou_threshold
     consts = np.array([box_ops.EPS, sigma, 1.0, min_iou, 0.0], dtype=sc.dtype)
     picked, picked_scores = soft_nms_sorted(
