@@ -254,6 +254,10 @@ def test_scores_never_increase(dets, method, score_threshold):
 )
 def test_batched_equals_the_reference_bit_for_bit(dets, data, method, score_threshold, cap):
     boxes, scores = (t.double() for t in dets)
+    if data.draw(st.booleans()):  # many equal scores: ties go to the lower index
+        tied = st.sampled_from([0.25, 0.5, 1.0])
+        scores = torch.tensor(data.draw(st.lists(tied, min_size=len(boxes), max_size=len(boxes))),
+                              dtype=torch.float64).reshape(-1)  # fmt: skip
     labels = st.sampled_from([-5, 0, 3, 1000])  # any labels, in any order
     groups = torch.tensor(data.draw(st.lists(labels, min_size=len(boxes), max_size=len(boxes))))
     args = dict(method=method, sigma=0.5, iou_threshold=0.3, score_threshold=score_threshold)
