@@ -288,3 +288,15 @@ def test_signed_zero_scores_tie_and_go_by_index():
     boxes = torch.tensor([[0.0, 0, 1, 1], [5, 5, 6, 6], [10, 10, 11, 11]])
     keep, new = soft_nms(boxes, torch.tensor([-0.0, 0.0, -0.0]), score_threshold=-1.0)
     assert keep.tolist() == [0, 1, 2]
+
+
+def test_group_labels_of_any_integer_or_float_kind():
+    boxes, scores = crowd(70)
+    groups = torch.tensor(np.random.default_rng(70).integers(0, 3, len(boxes)))
+    expected = batched_soft_nms(boxes, scores, groups)
+    for labels in (groups.int() - 1, groups.double() / 2 + 0.25, groups == 1):
+        if labels.dtype == torch.bool:  # two groups: 1 and the rest
+            expected = batched_soft_nms(boxes, scores, (groups == 1).long())
+        keep, new = batched_soft_nms(boxes, scores, labels)
+        assert keep.tolist() == expected[0].tolist()
+        assert new.tolist() == expected[1].tolist()
