@@ -57,17 +57,17 @@ def _pick(live, alive, index, start, end) -> int:
 
 @numba.njit(cache=True, inline="always")
 def _overlapping(x1, y1, x2, y2, reach, alive, top, start, end, out) -> int:
-    """Write to out the live positions of start..end-1 whose box overlaps box top in x and y;
-    returns their count."""
+    """Write to out[start:] the live positions of start..end-1 whose box overlaps box top in x
+    and y; returns their count."""
     m = 0
     q = top + 1  # after it: those that start before it ends
     while q < end and x1[q] < x2[top]:
-        out[m] = q
+        out[start + m] = q
         m += alive[q] & (y1[q] < y2[top]) & (y1[top] < y2[q])
         q += 1
     q = top - 1  # before it: while some box up to there ends after it starts
     while q >= start and reach[q] > x1[top]:
-        out[m] = q
+        out[start + m] = q
         m += alive[q] & (y1[q] < y2[top]) & (y1[top] < y2[q])
         q -= 1
     return m
@@ -116,7 +116,7 @@ def _soft_nms_group(geometry, s, index, start, end, consts, linear, threshold, c
         picked[start + k], picked_scores[start + k] = top, s[top]
         k += 1
         for j in range(_overlapping(x1, y1, x2, y2, reach, alive, top, start, end, out)):
-            q = out[j]
+            q = out[start + j]
             _decay(x1, y1, x2, y2, area, s, top, q, consts, linear)
             if s[q] >= threshold:
                 live[q] = s[q]
