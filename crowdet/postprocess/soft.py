@@ -3,10 +3,10 @@ them.
 
 The textbook procedure: pick the highest-scored live box (the lower index on ties), decay every
 other live box by f(IoU with the pick), drop the boxes whose score fell below
-``score_threshold``, repeat. Only overlapping boxes decay each other, so on the CPU it runs on
-the overlap graph (the pairs of crowdet.postprocess.pairs, every group at once) with a compiled
-heap-driven kernel (crowdet.postprocess.soft_kernel): a pick costs its overlapping neighbours,
-not a pass over every box. On another device every group's boxes sit in one row of a padded
+``score_threshold``, repeat. Only overlapping boxes decay each other, so on the CPU a compiled
+kernel (crowdet.postprocess.soft_kernel) runs group by group on the boxes sorted by x1: a pick
+costs one vectorised pass over its group's scores and the live boxes of its x-window, not an IoU
+with every box. On another device every group's boxes sit in one row of a padded
 (groups, width) score table, and step k makes the k-th pick of every row together (one argmax
 per row, one row of IoUs, one decay), O(groups x width) per step on the device. Either way the
 picks come out in the one-by-one order, with the one-by-one scores.
@@ -103,12 +103,16 @@ def _cpu_soft_nms(boxes, scores, idxs, method, sigma, iou_threshold, score_thres
     sc = scores.numpy()
     threshold = sc.dtype.type(score_threshold)
     candidates = np.flatnonzero(sc >= threshold)
-    b = boxes.numpy()[candidates].astype(sc.dtype)
+    b = boxes.numpy()[candidates].astype(sc.dtype, copy=False)
     if idxs is None:
         g = np.zeros(len(candidates), np.int64)
+        order = np.argsort(b[:, 0], kind="stable")
     else:
-        g = np.unique(idxs.numpy()[candidates], return_inverse=True)[1].astype(np.int64)
-    order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
+        g = idxs.numpy()[candidates]
+        if not np.issubdtype(g.dtype, np.integer):  # labels of any kind -> 0..G-1
+            g = np.unique(g, return_inverse=True)[1].reshape(-1)
+        g = g.astype(np.int64, copy=False)
+        order = np.lexsort((b[:, 0], g))  # the kernel works on the boxes in this order
     min_iou = 0.0 if method == "gaussian" else iou_threshold
     consts = np.array([box_ops.EPS, sigma, 1.0, min_iou, 0.0], dtype=sc.dtype)
     picked, picked_scores = soft_nms_sorted(

@@ -237,3 +237,66 @@ def test_scores_never_increase(dets, method, score_threshold):
     for j in range(len(boxes)):
         if bool((iou[j] == 0).all()) and scores[j] >= score_threshold:
             assert float(new[keep.tolist().index(j)]) == float(scores[j])
+
+
+# ----------------------------------------------------------------------------- exact in float64
+# In float64 the kernel and the reference compute each IoU by the same operations and decay by
+# the same libm exp, so the picks and the decayed scores must agree bit for bit.
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    detections(max_size=24),
+    st.data(),
+    st.sampled_from(["gaussian", "linear"]),
+    st.sampled_from([0.0, 0.05, 0.5]),
+    st.integers(0, 3),
+)
+def test_batched_equals_the_reference_bit_for_bit(dets, data, method, score_threshold, cap):
+    boxes, scores = (t.double() for t in dets)
+    if data.draw(st.booleans()):  # many equal scores: ties go to the lower index
+        tied = st.sampled_from([0.25, 0.5, 1.0])
+        scores = torch.tensor(data.draw(st.lists(tied, min_size=len(boxes), max_size=len(boxes))),
+                              dtype=torch.float64).reshape(-1)  # fmt: skip
+    labels = st.sampled_from([-5, 0, 3, 1000])  # any labels, in any order
+    groups = torch.tensor(data.draw(st.lists(labels, min_size=len(boxes), max_size=len(boxes))))
+    args = dict(method=method, sigma=0.5, iou_threshold=0.3, score_threshold=score_threshold)
+    keep, new = batched_soft_nms(boxes, scores, groups, **args, max_per_group=cap)
+    expected_keep, expected_new = reference_soft_nms(boxes, scores, **args, groups=groups)
+    if cap:
+        reference = torch.tensor(expected_keep), torch.tensor(expected_new, dtype=torch.float64)
+        expected = best_per_group(*reference, groups, cap)
+        expected_keep, expected_new = [i for _, i, _ in expected], [s for *_, s in expected]
+    assert keep.tolist() == expected_keep
+    assert new.tolist() == expected_new
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("method", ["gaussian", "linear"])
+def test_crowd_in_groups_equals_the_reference_bit_for_bit(seed, method):
+    boxes, scores = (t.double() for t in crowd(seed + 60, num=300))
+    boxes = boxes + torch.rand(boxes.shape, generator=torch.Generator().manual_seed(seed))
+    groups = torch.tensor(np.random.default_rng(seed).integers(-2, 2, len(boxes)))
+    args = dict(method=method, sigma=0.3, iou_threshold=0.3, score_threshold=0.01)
+    keep, new = batched_soft_nms(boxes, scores, groups, **args)
+    expected_keep, expected_new = reference_soft_nms(boxes, scores, **args, groups=groups)
+    assert keep.tolist() == expected_keep
+    assert new.tolist() == expected_new
+
+
+def test_signed_zero_scores_tie_and_go_by_index():
+    boxes = torch.tensor([[0.0, 0, 1, 1], [5, 5, 6, 6], [10, 10, 11, 11]])
+    keep, new = soft_nms(boxes, torch.tensor([-0.0, 0.0, -0.0]), score_threshold=-1.0)
+    assert keep.tolist() == [0, 1, 2]
+
+
+def test_group_labels_of_any_integer_or_float_kind():
+    boxes, scores = crowd(70)
+    groups = torch.tensor(np.random.default_rng(70).integers(0, 3, len(boxes)))
+    expected = batched_soft_nms(boxes, scores, groups)
+    for labels in (groups.int() - 1, groups.double() / 2 + 0.25, groups == 1):
+        if labels.dtype == torch.bool:  # two groups: 1 and the rest
+            expected = batched_soft_nms(boxes, scores, (groups == 1).long())
+        keep, new = batched_soft_nms(boxes, scores, labels)
+        assert keep.tolist() == expected[0].tolist()
+        assert new.tolist() == expected[1].tolist()
