@@ -94,3 +94,6 @@ class FreeAnchorAssignConfig(AssignConfigBase):  # crowdet.losses.free_anchor (a
     focal_gamma: float = Field(2.0, ge=0.0)
     box_weight: float = Field(0.75, ge=0.0)  # weight of the box likelihood in a bag
     smooth_l1_beta: float = Field(0.11, ge=0.0)  # box likelihood exp(-smooth_l1 of the deltas)
+    # the deltas that likelihood is measured in (dx, dy, dw, dh times these; FreeAnchor's and
+    # mmdetection's: 10, 10, 5, 5), whatever the head's own box coding
+    delta_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)

@@ -6,13 +6,15 @@ it (by the anchor boxes; on equal IoU the lower anchor index first), and the los
     positive  -alpha * sum_i log MeanMax({P_cls(a) * P_loc(a, i) : a in A_i}) / max(1, n)
     negative  (1 - alpha) * sum_a FL(P_cls(a) * (1 - P(a -> some person))) / max(1, n * bag_size)
 
-over the n people of the batch, where P_cls is the sigmoid score of the person class,
-P_loc(a, i) = exp(-box_weight * smooth_l1(regression(a) - encode(a, box_i))) (summed over the 4
-deltas, ``smooth_l1_beta``), MeanMax(X) = sum x / (1 - x) / sum 1 / (1 - x), FL(p) =
+over the n people of the batch, where P_cls is the sigmoid score of the person class, P_loc(a, i) =
+exp(-box_weight * smooth_l1(encode(a, predicted box of a) - encode(a, box_i))) (summed over the 4
+deltas, ``smooth_l1_beta``; the deltas with ``delta_weights``, FreeAnchor's 10, 10, 5, 5, whatever
+the head's coder: with RetinaNet's unit weights the likelihood would be near 1 for every anchor of
+a bag and teach little localisation), MeanMax(X) = sum x / (1 - x) / sum 1 / (1 - x), FL(p) =
 -p^gamma log(1 - p), and P(a -> some person) = max_i of the saturated linear of IoU(predicted box
 of a, box_i): 0 below ``iou_low``, 1 at the person's best predicted IoU (at least iou_low), linear
-between (detached). Anchors covered by an ignore region (intersection over the anchor's area
-> ``ignore_ioa``) take no negative term.
+between (detached). Anchors covered by an ignore region (intersection over the anchor's area >
+``ignore_ioa``) take no negative term.
 
 Batched: the bags come from windows of the prior grids (crowdet.assign.candidates: the anchors
 of IoU >= BAG_IOU, then every overlapping anchor for a person with fewer than ``bag_size`` of
@@ -53,10 +55,12 @@ class FreeAnchorLoss:
         ignore_ioa: float,
         max_elements: int,
         num_pos_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        delta_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
     ):
         self.bag_size, self.iou_low = bag_size, iou_low
         self.alpha, self.gamma = focal_alpha, focal_gamma
         self.box_weight, self.beta = box_weight, smooth_l1_beta
+        self.delta_weights = tuple(delta_weights)
         self.ignore_ioa, self.max_elements = ignore_ioa, max_elements
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
 
@@ -80,10 +84,12 @@ class FreeAnchorLoss:
             num = self.num_pos_reducer(num)
         scores = logits.sigmoid()
         cls_p = scores[image[:, None], bags]  # (N, K)
-        target = coder.encode(prior_boxes[bags], boxes[:, None, :].expand(-1, bags.shape[1], 4))
-        sl1 = F.smooth_l1_loss(
-            regression[image[:, None], bags], target, beta=self.beta, reduction="none"
-        ).sum(-1)
+        bag_priors = prior_boxes[bags]  # (N, K, 4)
+        predicted = coder.decode(bag_priors, regression[image[:, None], bags])
+        deltas = box_ops.encode(bag_priors, predicted, self.delta_weights)
+        gt = boxes[:, None, :].expand(-1, bags.shape[1], 4)
+        target = box_ops.encode(bag_priors, gt, self.delta_weights)
+        sl1 = F.smooth_l1_loss(deltas, target, beta=self.beta, reduction="none").sum(-1)
         bag_p = mean_max(cls_p * torch.exp(-self.box_weight * sl1))
         positive = -self.alpha * bag_p.clamp(min=_EPS).log().sum() / num.clamp(min=1)
         neg_p = (scores * (1 - match)).clamp(_EPS, 1 - _EPS)

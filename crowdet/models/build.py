@@ -164,6 +164,7 @@ def _free_anchor(a: FreeAnchorAssignConfig) -> FreeAnchorLoss:
         smooth_l1_beta=a.smooth_l1_beta,
         ignore_ioa=a.ignore_ioa,
         max_elements=a.max_elements,
+        delta_weights=a.delta_weights,
     )
 
 
