@@ -21,9 +21,7 @@ def is_fixed(norm: nn.Module) -> bool:
     uses its running statistics."""
     if isinstance(norm, FrozenBatchNorm2d):
         return True
-    return (
-        isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None
-    )
+    return isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None
 
 
 def folded(conv: nn.Conv2d, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
