@@ -73,21 +73,27 @@ def unfused(net: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("depth", [18, pytest.param(50, marks=pytest.mark.slow)])
-def test_resnet_frozen_bn_folded_outputs_and_grads_equal_unfused(depth):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_resnet_frozen_bn_folded_outputs_and_grads_equal_unfused(depth, dtype):
+    """float32: the features within 1e-5; float64 also the conv weights' gradients (in float32
+    the features reach ~1e3 with these statistics, and the last-bit differences flip some
+    ReLUs near 0, which moves single gradient entries)."""
     torch.manual_seed(0)
-    net = ResNet(depth, "frozen_bn", 1, False, True)  # the stem frozen, as recipes do
+    net = ResNet(depth, "frozen_bn", 1, False, True).to(dtype)  # the stem frozen, as recipes do
     for i, m in enumerate(m for m in net.modules() if isinstance(m, FrozenBatchNorm2d)):
         randomise(m, i)
-    x = torch.randn(2, 3, 32, 64)
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
     convs = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
     results = []
     for forward in (net, lambda t: unfused(net, t)):
         feats = forward(x)
-        loss = sum((f * torch.linspace(-1, 1, f.shape[1]).view(1, -1, 1, 1)).sum() for f in feats)
+        weights = [torch.linspace(-1, 1, f.shape[1], dtype=dtype).view(1, -1, 1, 1) for f in feats]
+        loss = sum((f * w).sum() for f, w in zip(feats, weights))
         results.append((feats, torch.autograd.grad(loss, convs)))
     (got, got_grads), (want, want_grads) = results
     for g, w in zip(got, want):
         close(g, w)
-    assert len(got_grads) > 10
-    for g, w in zip(got_grads, want_grads):
-        close(g, w, rel=1e-4)
+    if dtype == torch.float64:
+        assert len(got_grads) > 10
+        for g, w in zip(got_grads, want_grads):
+            close(g, w)
