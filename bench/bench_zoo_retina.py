@@ -3,6 +3,13 @@ inputs: a training step (forward + backward + SGD, batch 2, 640 x 640, about 150
 image, fp32) and inference with decoding and NMS; prints images/s of both and the ratios.
 
     .venv/bin/python bench/bench_zoo_retina.py [--threads 1] [--steps 2] [--channels-last]
+        [--norm frozen_bn|bn] [--clock wall|cpu]
+
+--norm frozen_bn (the default) benchmarks the CrowdHuman recipe's backbone (FrozenBatchNorm2d,
+stem and layer1 not trained) against torchvision's model as `retinanet_resnet50_fpn` builds it
+for ImageNet weights (FrozenBatchNorm2d, trainable_backbone_layers 3: the same layers trained);
+--norm bn both with BatchNorm trained on the batch and every layer trained (what
+`retinanet_resnet50_fpn` builds without weights).
 
 Both models have the same architecture and weights (torchvision's, copied by
 crowdet.models.torchvision_map): one class, 9 anchors a location, IoU 0.5 / 0.4 matching,
@@ -12,7 +19,9 @@ candidates: torchvision its top 1,000 per level, crowdet as many from all levels
 640 x 640); score threshold 0.05, IoU 0.5, up to 500 detections per image. torchvision's
 transform (normalisation, a resize by 1) is part of its step, crowdet's input normalisation of
 its own. The two models alternate step by step, so a change in machine load hits both;
-each figure is the median of `--steps` timed steps after one untimed step.
+each figure is the median of `--steps` timed steps after one untimed step. `--clock cpu` times
+the process's CPU time instead of wall time: with --threads 1 on a machine other jobs load, it
+leaves out the time the step waits for a core.
 """
 
 from __future__ import annotations
@@ -29,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 CROWDET = [
-    "model.backbone={name: resnet, depth: 50, norm: bn}",
     "model.neck={name: fpn, channels: 256, levels: [3, 4, 5, 6, 7], extra_from: p5}",
     "model.head={name: retina, convs: 4, channels: 256, norm: none}",
     "model.anchors={base_scale: 4.0, octave_scales: [1.0, 1.2599, 1.5874], "
@@ -50,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--size", type=int, default=640)
     p.add_argument("--people", type=int, default=150)
     p.add_argument("--channels-last", action="store_true", help="crowdet in NHWC")
+    p.add_argument("--norm", choices=["frozen_bn", "bn"], default="frozen_bn")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     return p.parse_args()
 
 
@@ -62,24 +72,56 @@ def people(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
     return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
 
 
-def build(args):
-    from torchvision.models.detection import retinanet_resnet50_fpn
+def torchvision_model(args):
+    """retinanet_resnet50_fpn; with --norm frozen_bn built as it builds itself for ImageNet
+    backbone weights (without fetching them)."""
+    from torchvision.models import resnet50
+    from torchvision.models.detection import RetinaNet, retinanet_resnet50_fpn
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops import FrozenBatchNorm2d
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+    kwargs = dict(
+        num_classes=1, min_size=args.size, max_size=args.size, score_thresh=0.05,
+        nms_thresh=0.5, detections_per_img=500, topk_candidates=1000,
+    )  # fmt: skip
+    if args.norm == "bn":
+        return retinanet_resnet50_fpn(weights=None, weights_backbone=None, **kwargs)
+    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    body.load_state_dict(calibrated_resnet50(args.size).state_dict())
+    extra = LastLevelP6P7(256, 256)
+    return RetinaNet(_resnet_fpn_extractor(body, 3, [2, 3, 4], extra_blocks=extra), **kwargs)
+
+
+def calibrated_resnet50(size: int) -> torch.nn.Module:
+    """A randomly initialised ResNet-50 whose BatchNorm statistics are those of one batch of
+    noise images: frozen, they keep the activations at the scale pretrained weights give (with
+    the initial 0 / 1 statistics they grow block by block until the first step diverges)."""
+    from torchvision.models import resnet50
+
+    net = resnet50(weights=None)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    with torch.no_grad():
+        net(torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1)))
+    return net
+
+
+def build(args):
     from crowdet.config import load_config
     from crowdet.models.build import build_detector
     from crowdet.models.torchvision_map import crowdet_state
 
     torch.manual_seed(0)
-    tv = retinanet_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=1, min_size=args.size,
-        max_size=args.size, score_thresh=0.05, nms_thresh=0.5, detections_per_img=500,
-        topk_candidates=1000,
-    )  # fmt: skip
+    tv = torchvision_model(args)
     torch.nn.init.zeros_(tv.head.classification_head.cls_logits.bias)
     # torchvision keeps its top 1,000 per level for NMS: the same number in all for crowdet
     levels = [(args.size // 2**k) ** 2 * 9 for k in range(3, 8)]
     topk = sum(min(1000, n) for n in levels)
+    frozen = 2 if args.norm == "frozen_bn" else 0  # the stem and layer1, as torchvision's
     overrides = [
+        f"model.backbone={{name: resnet, depth: 50, norm: {args.norm}, frozen_stages: {frozen}}}",
         *CROWDET,
         f"model.channels_last={str(args.channels_last).lower()}",
         f"postprocess.pre_nms_topk={topk}",
@@ -109,20 +151,23 @@ def inputs(args):
     return (tv_images, tv_targets), batch
 
 
+CLOCK = time.perf_counter  # time.process_time with --clock cpu
+
+
 def train_step(model, optim, loss_fn) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     losses = loss_fn()
     loss = sum(losses.values())
     optim.zero_grad()
     loss.backward()
     optim.step()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     fn()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def alternate(a, b, steps: int) -> tuple[float, float]:
@@ -136,9 +181,12 @@ def alternate(a, b, steps: int) -> tuple[float, float]:
 
 
 def main() -> int:
+    global CLOCK
     args = parse_args()
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     tv, ours = build(args)
+    initial = [{k: v.clone() for k, v in m.state_dict().items()} for m in (tv, ours)]
     (tv_images, tv_targets), batch = inputs(args)
     tv_opt = torch.optim.SGD(tv.parameters(), lr=0.01, momentum=0.9)
     our_opt = torch.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
@@ -148,6 +196,7 @@ def main() -> int:
         lambda: train_step(tv, tv_opt, lambda: tv(tv_images, tv_targets)),
         args.steps,
     )
+    tv.load_state_dict(initial[0]), ours.load_state_dict(initial[1])  # inference from the start
     tv.eval(), ours.eval()
     with torch.no_grad():
         dets_ours, dets_tv = ours.predict(batch), tv(tv_images)
@@ -156,7 +205,10 @@ def main() -> int:
             args.steps,
         )  # fmt: skip
     n = len(tv_images)
-    print(f"threads {args.threads}, batch {n}, {args.size} x {args.size}, {args.people} people")
+    print(
+        f"threads {args.threads}, batch {n}, {args.size} x {args.size}, {args.people} people, "
+        f"norm {args.norm}, crowdet channels_last {args.channels_last}, {args.clock} clock"
+    )
     kept = [len(d.boxes) for d in dets_ours], [len(d["boxes"]) for d in dets_tv]
     print(f"detections per image: crowdet {kept[0]}, torchvision {kept[1]}")
     print(f"{'':12s} {'crowdet':>10s} {'torchvision':>12s} {'ratio':>7s}")

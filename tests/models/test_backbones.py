@@ -44,7 +44,9 @@ def test_resnet_features_are_torchvisions_layer2_to_4():
         want, got = list(getter(x).values()), ours(x)
     for g, w, c, s in zip(got, want, ours.out_channels, ours.out_strides):
         assert g.shape == (2, c, 96 // s, 64 // s)
-        torch.testing.assert_close(g, w)
+        # crowdet runs each conv with its eval-mode BatchNorm folded in: float32 sums in
+        # another order
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5 * w.abs().max().item())
 
 
 def test_darknet53_trunk_has_40_6_million_parameters():

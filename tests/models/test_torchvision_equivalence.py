@@ -97,8 +97,10 @@ def test_fcos_r50_fpn_backbone_and_fpn_match_torchvision():
         want = list(tv.backbone(x).values())
         got = ours.neck(ours.backbone(x))
     assert len(got) == len(want) == 5
+    # features reach ~2,500 here: within 1e-4 of each level's largest magnitude (crowdet runs
+    # each conv with its BatchNorm folded in, float32 sums in another order)
     for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4 * w.abs().max().item())
 
 
 def test_fpn_p6_from_c5_matches_torchvision_last_level_on_c5():

@@ -15,10 +15,12 @@ import torch
 import torchvision
 from pydantic import Field
 from torch import nn
+from torchvision.models.resnet import Bottleneck
 from torchvision.ops import FrozenBatchNorm2d
 
 from crowdet.config_base import Variant
 from crowdet.models.backbones.base import Backbone
+from crowdet.models.fold import conv_norm
 
 CONSTRUCTORS = {
     18: torchvision.models.resnet18,
@@ -86,8 +88,27 @@ class ResNet(Backbone):
         return cls(cfg.depth, cfg.norm, cfg.frozen_stages, cfg.norm_eval, cfg.rgb)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) -> [C3 (B, out_channels[0], H/8, W/8), C4, C5]."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c3 = self.layer2(self.layer1(x))
-        c4 = self.layer3(c3)
-        return [c3, c4, self.layer4(c4)]
+        """(B, 3, H, W) -> [C3 (B, out_channels[0], H/8, W/8), C4, C5]. torchvision's blocks
+        with each conv and its fixed BatchNorm run as one conv (crowdet.models.fold)."""
+        x = self.maxpool(self.relu(conv_norm(x, self.conv1, self.bn1)))
+        feats = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer:
+                x = run_block(block, x)
+            feats.append(x)
+        return feats[1:]
+
+
+def run_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's BasicBlock / Bottleneck forward, each conv + norm through conv_norm."""
+    out = x
+    pairs = [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+    if isinstance(block, Bottleneck):
+        pairs.append((block.conv3, block.bn3))
+    for i, (conv, norm) in enumerate(pairs):
+        out = conv_norm(out, conv, norm)
+        if i < len(pairs) - 1:
+            out = block.relu(out)
+    if block.downsample is not None:
+        x = conv_norm(x, block.downsample[0], block.downsample[1])
+    return block.relu(out + x)
