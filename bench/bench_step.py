@@ -3,12 +3,15 @@ layout (NCHW / NHWC), autocast (fp32 / bf16), `torch.compile`, and thread count.
 
     .venv/bin/python bench/bench_step.py [--config configs/demo.yaml] [--rounds 6] [--steps 5]
         [--compile] [--threads 1 2]
+    .venv/bin/python bench/bench_step.py --variant max_iou --variant "atss:assign.name=atss" ...
 
 The same real batches (the config's training set, augmented) go through forward, loss, backward
 and an optimizer step for every variant; the variants take turns, `--steps` steps each per round,
 so a machine that slows down during the run slows every variant alike. Prints the median step
 time of each variant and its ratio to the first (NCHW fp32), the CPU's ISA and whether it runs
-bf16 natively. Data loading is timed apart (read + augment + collate of one batch).
+bf16 natively. Data loading is timed apart (read + augment + collate of one batch). With
+`--variant`, the variants are recipes instead: the config with each one's overrides (fp32, the
+config's layout), e.g. the step cost of each assigner.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5, help="steps of a variant per turn")
     p.add_argument("--compile", action="store_true", help="also time torch.compile variants")
     p.add_argument("--threads", type=int, nargs="*", default=[], help="thread counts to compare")
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="NAME:key=value ...",
+        help="compare recipes instead of CPU settings: the config with these overrides each",
+    )  # fmt: skip
     return p.parse_args()
 
 
@@ -86,9 +93,23 @@ class Variant:
         return time.perf_counter() - start
 
 
+def recipe_variants(args) -> list[Variant]:
+    """--variant NAME:key=value ...: the config with each one's overrides, its layout, fp32."""
+    from crowdet.config import load_config
+
+    out = []
+    for spec in args.variant:
+        name, _, overrides = spec.partition(":")
+        cfg = load_config(args.config, [*args.overrides, *overrides.split()])
+        out.append(Variant(cfg, name, cfg.model.channels_last, "off", False, 0))
+    return out
+
+
 def variants(cfg, args) -> list[Variant]:
     from crowdet.engine.amp import cpu_bf16_supported
 
+    if args.variant:
+        return recipe_variants(args)
     amps = ["off", "bf16"] if cpu_bf16_supported() else ["off"]
     compiles = [False, True] if args.compile else [False]
     threads = args.threads or [0]
