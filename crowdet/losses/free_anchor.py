@@ -55,12 +55,14 @@ class FreeAnchorLoss:
         ignore_ioa: float,
         max_elements: int,
         num_pos_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        delta_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
+        delta_coder=None,
     ):
         self.bag_size, self.iou_low = bag_size, iou_low
         self.alpha, self.gamma = focal_alpha, focal_gamma
         self.box_weight, self.beta = box_weight, smooth_l1_beta
-        self.delta_weights = tuple(delta_weights)
+        # the coder of the deltas the box likelihood is measured in (crowdet.models.coders.
+        # DeltaCoder with assign.delta_weights); None: the head's own
+        self.delta_coder = delta_coder
         self.ignore_ioa, self.max_elements = ignore_ioa, max_elements
         self.num_pos_reducer = num_pos_reducer  # e.g. an all-reduce mean over DDP ranks
 
@@ -86,9 +88,9 @@ class FreeAnchorLoss:
         cls_p = scores[image[:, None], bags]  # (N, K)
         bag_priors = prior_boxes[bags]  # (N, K, 4)
         predicted = coder.decode(bag_priors, regression[image[:, None], bags])
-        deltas = box_ops.encode(bag_priors, predicted, self.delta_weights)
-        gt = boxes[:, None, :].expand(-1, bags.shape[1], 4)
-        target = box_ops.encode(bag_priors, gt, self.delta_weights)
+        measure = self.delta_coder or coder
+        deltas = measure.encode(bag_priors, predicted)
+        target = measure.encode(bag_priors, boxes[:, None, :].expand(-1, bags.shape[1], 4))
         sl1 = F.smooth_l1_loss(deltas, target, beta=self.beta, reduction="none").sum(-1)
         bag_p = mean_max(cls_p * torch.exp(-self.box_weight * sl1))
         positive = -self.alpha * bag_p.clamp(min=_EPS).log().sum() / num.clamp(min=1)

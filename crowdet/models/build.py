@@ -57,6 +57,7 @@ from crowdet.models.backbones.resnet import (
     ResNetConfig,
 )
 from crowdet.models.backbones.tiny import TinyBackbone, TinyBackboneConfig
+from crowdet.models.coders import DeltaCoder
 from crowdet.models.detector import DenseDetector
 from crowdet.models.heads.fcos import FCOSHead, FCOSHeadConfig
 from crowdet.models.heads.retina import RetinaHead, RetinaHeadConfig
@@ -164,7 +165,7 @@ def _free_anchor(a: FreeAnchorAssignConfig) -> FreeAnchorLoss:
         smooth_l1_beta=a.smooth_l1_beta,
         ignore_ioa=a.ignore_ioa,
         max_elements=a.max_elements,
-        delta_weights=a.delta_weights,
+        delta_coder=DeltaCoder(a.delta_weights),
     )
 
 

@@ -35,6 +35,12 @@ def batch_of(seed: int, num_gt: int, dtype=torch.float64) -> Batch:
     return Batch(torch.zeros(2, 3, 48, 64), sizes, boxes, valid, ignore, torch.ones(2), sizes)
 
 
+def free_anchor_loss(cfg: dict) -> FreeAnchorLoss:
+    """The loss of a FreeAnchorAssignConfig dump, built as crowdet.models.build builds it."""
+    kwargs = {k: v for k, v in cfg.items() if k != "delta_weights"}
+    return FreeAnchorLoss(**kwargs, delta_coder=DeltaCoder(cfg["delta_weights"]))
+
+
 def reference(logits, deltas, priors: Priors, batch: Batch, cfg: dict) -> float:
     """Per image and per person, the formula of Zhang et al. (positive and negative terms); the
     box likelihood on deltas with FreeAnchor's weights (cfg["delta_weights"]), those of the
@@ -99,7 +105,7 @@ def test_matches_the_per_image_formula(seed, bag_size):
     if seed == 0:  # some predictions match the people well: the saturated linear is not all 0
         deltas[:, :] = 0.0
     cfg = {**DEFAULTS, "bag_size": bag_size, "iou_low": 0.3 if seed % 2 else 0.6}
-    loss = FreeAnchorLoss(**cfg)
+    loss = free_anchor_loss(cfg)
     out = loss(HeadOutput(logits, deltas), priors, batch, DeltaCoder())
     expected = reference(logits, deltas, priors, batch, cfg)
     assert sum(out.values()).item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
@@ -178,7 +184,7 @@ def test_box_likelihood_in_freeanchor_deltas():
     cfg = {**DEFAULTS, "bag_size": 1, "focal_alpha": 1.0}  # the positive term alone
     p_cls = 1 / (1 + math.exp(-2.0))
     for weights, sl1 in (((10.0, 10.0, 5.0, 5.0), 1.0 - 0.055), ((1.0,) * 4, 0.01 / 0.22)):
-        loss = FreeAnchorLoss(**{**cfg, "delta_weights": weights})
+        loss = free_anchor_loss({**cfg, "delta_weights": weights})
         out = loss(HeadOutput(logits, deltas), priors, batch, DeltaCoder())
         expected = -math.log(p_cls * math.exp(-cfg["box_weight"] * sl1))
         assert out["pos_bag"].item() == pytest.approx(expected, rel=1e-9)
