@@ -48,7 +48,12 @@ from crowdet.config_base import (  # noqa: F401 (re-exported)
     switched_variants,
     variant_sections,
 )
-from crowdet.config_yaml import merge, parse_overrides, read_yaml  # noqa: F401 (re-exported)
+from crowdet.config_yaml import (  # noqa: F401 (re-exported)
+    diff_configs,
+    merge,
+    parse_overrides,
+    read_yaml,
+)
 from crowdet.errors import ConfigError
 
 
@@ -439,16 +444,3 @@ def config_to_dict(cfg: Config) -> dict:
 
 def dump_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-
-
-def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two plain config dicts."""
-    keys = sorted(set(a) | set(b))
-    out = []
-    for k in keys:
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += diff_configs(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out

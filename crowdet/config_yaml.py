@@ -114,3 +114,16 @@ def parse_overrides(overrides: list[str]) -> dict:
         except yaml.YAMLError:
             node[parts[-1]] = value
     return tree
+
+
+def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_configs(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
