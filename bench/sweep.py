@@ -358,11 +358,11 @@ def main(argv=None) -> int:
                 return
         m = run_row(job)
         if "error" not in m:
-            overrides = job["overrides"] if "config" in job else []
-            config = job["out"] / ("config.yaml" if "config" in job else "")
-            if "eval_of" in job:
+            if "eval_of" in job:  # the trained row's config, scored on this preset
                 config = job["eval_of"] / "config.yaml"
                 overrides = common(job["preset"], args, False)
+            else:
+                config, overrides = job["out"] / "config.yaml", job["overrides"]
             m["crowd_recall"] = crowd_recall_of(job["out"], config, overrides)
         job["metrics"] = m
         with open(results, "a") as f:
