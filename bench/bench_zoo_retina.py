@@ -3,7 +3,7 @@ inputs: a training step (forward + backward + SGD, batch 2, 640 x 640, about 150
 image, fp32) and inference with decoding and NMS; prints images/s of both and the ratios.
 
     .venv/bin/python bench/bench_zoo_retina.py [--threads 1] [--steps 2] [--channels-last]
-        [--norm frozen_bn|bn] [--clock wall|cpu]
+        [--norm frozen_bn|bn] [--clock wall|cpu] [--compile]
 
 --norm frozen_bn (the default) benchmarks the CrowdHuman recipe's backbone (FrozenBatchNorm2d,
 stem and layer1 not trained) against torchvision's model as `retinanet_resnet50_fpn` builds it
@@ -21,12 +21,15 @@ transform (normalisation, a resize by 1) is part of its step, crowdet's input no
 its own. The two models alternate step by step, so a change in machine load hits both;
 each figure is the median of `--steps` timed steps after one untimed step. `--clock cpu` times
 the process's CPU time instead of wall time: with --threads 1 on a machine other jobs load, it
-leaves out the time the step waits for a core.
+leaves out the time the step waits for a core. --compile adds crowdet's inference compiled with
+frozen weights (`crowdet detect --compile`; compiling takes minutes, outside the timing) as a
+third model taking turns with the other two.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -60,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="crowdet in NHWC")
     p.add_argument("--norm", choices=["frozen_bn", "bn"], default="frozen_bn")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="also crowdet's inference compiled (DenseDetector.compile_for_inference)",
+    )  # fmt: skip
     return p.parse_args()
 
 
@@ -170,14 +177,15 @@ def timed(fn) -> float:
     return CLOCK() - start
 
 
-def alternate(a, b, steps: int) -> tuple[float, float]:
-    """Median seconds of a() and of b(), run in turn after one untimed run of each."""
-    a(), b()
-    ta, tb = [], []
+def alternate(*fns, steps: int) -> list[float]:
+    """Median seconds of each fn(), the fns run in turn after one untimed run of each."""
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
     for _ in range(steps):
-        ta.append(a())
-        tb.append(b())
-    return statistics.median(ta), statistics.median(tb)
+        for fn, t in zip(fns, times, strict=True):
+            t.append(fn())
+    return [statistics.median(t) for t in times]
 
 
 def main() -> int:
@@ -194,16 +202,21 @@ def main() -> int:
     t_ours, t_tv = alternate(
         lambda: train_step(ours, our_opt, lambda: ours.loss(batch)),
         lambda: train_step(tv, tv_opt, lambda: tv(tv_images, tv_targets)),
-        args.steps,
+        steps=args.steps,
     )
     tv.load_state_dict(initial[0]), ours.load_state_dict(initial[1])  # inference from the start
     tv.eval(), ours.eval()
+    infer = [lambda: timed(lambda: ours.predict(batch)), lambda: timed(lambda: tv(tv_images))]
+    if args.compile:  # a second copy: the eager one keeps its own row
+        compiled = copy.deepcopy(ours).compile_for_inference()
+        infer.append(lambda: timed(lambda: compiled.predict(batch)))
     with torch.no_grad():
         dets_ours, dets_tv = ours.predict(batch), tv(tv_images)
-        i_ours, i_tv = alternate(
-            lambda: timed(lambda: ours.predict(batch)), lambda: timed(lambda: tv(tv_images)),
-            args.steps,
-        )  # fmt: skip
+        start = time.perf_counter()
+        if args.compile:
+            compiled.predict(batch)
+            print(f"compiling crowdet for inference: {time.perf_counter() - start:.0f} s")
+        i_ours, i_tv, *i_compiled = alternate(*infer, steps=args.steps)
     n = len(tv_images)
     print(
         f"threads {args.threads}, batch {n}, {args.size} x {args.size}, {args.people} people, "
@@ -211,9 +224,11 @@ def main() -> int:
     )
     kept = [len(d.boxes) for d in dets_ours], [len(d["boxes"]) for d in dets_tv]
     print(f"detections per image: crowdet {kept[0]}, torchvision {kept[1]}")
-    print(f"{'':12s} {'crowdet':>10s} {'torchvision':>12s} {'ratio':>7s}")
-    for name, a, b in (("train img/s", t_ours, t_tv), ("infer img/s", i_ours, i_tv)):
-        print(f"{name:12s} {n / a:10.3f} {n / b:12.3f} {b / a:7.2f}x")
+    print(f"{'':14s} {'crowdet':>10s} {'torchvision':>12s} {'ratio':>7s}")
+    rows = [("train img/s", t_ours, t_tv), ("infer img/s", i_ours, i_tv)]
+    rows += [("infer compiled", t, i_tv) for t in i_compiled]
+    for name, a, b in rows:
+        print(f"{name:14s} {n / a:10.3f} {n / b:12.3f} {b / a:7.2f}x")
     return 0
 
 

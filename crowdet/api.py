@@ -50,12 +50,16 @@ class Detector:
         tta: bool = True,
         half: bool = False,
         overrides: list[str] | None = None,
+        compile: bool = False,
     ) -> Detector:
         """tta=False: one pass at the input size, whatever test-time augmentation the
         checkpoint's config asks for (postprocess.test_scales, flip_test); faster on video.
         overrides: `key=value` on the checkpoint's config (data.input_size=640,
-        postprocess.score_threshold=0.3). A `.onnx` file runs in onnxruntime (one pass)."""
+        postprocess.score_threshold=0.3). A `.onnx` file runs in onnxruntime (one pass).
+        compile: `DenseDetector.compile_for_inference` (slow first call, then faster)."""
         if Path(path).suffix.lower() == ".onnx":
+            if compile:
+                raise CrowdetError(f"{path}: compile applies to PyTorch checkpoints (.pt)")
             return cls._from_onnx(path, device, half, overrides)
         state = load_checkpoint(path)
         cfg = with_overrides(checkpoint_config(state, path), overrides or [], path)
@@ -63,7 +67,10 @@ class Detector:
             cfg.postprocess.flip_test, cfg.postprocess.test_scales = False, [1.0]
         model = build_detector(cfg)
         load_weights(model, state, path, cfg)
-        return cls(model, cfg, device, half)
+        detector = cls(model, cfg, device, half)
+        if compile:
+            detector.model.compile_for_inference()
+        return detector
 
     @classmethod
     def _from_onnx(cls, path, device, half: bool, overrides) -> Detector:

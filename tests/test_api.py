@@ -51,3 +51,36 @@ def test_detect_and_evaluate_give_the_same_boxes(tmp_path):
         assert len(boxes) > 0
         assert np.array_equal(boxes.numpy(), dets[rec.image_id][0])
         assert np.array_equal(scores.numpy(), dets[rec.image_id][1])
+
+
+def test_compiled_inference_gives_the_eager_outputs_and_boxes(tmp_path):
+    torch.manual_seed(0)
+    overrides = [f"data.root={tmp_path}", "postprocess.score_threshold=0.005"]
+    cfg = load_config("configs/tiny.yaml", overrides)
+    eager = build_detector(cfg).eval()
+    compiled = build_detector(cfg).eval()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_for_inference()
+    records = images_and_records(tmp_path)
+    batch = preprocess([cv2.imread(r.image_path) for r in records], 160, 32)
+    with torch.no_grad():
+        x = eager.input_norm(batch.images, batch.image_sizes)
+        want, got = eager(x)[0], compiled(x)[0]
+        for field in ("cls_logits", "box_regression"):
+            a, b = getattr(want, field), getattr(got, field)
+            assert torch.allclose(a, b, atol=1e-4), (field, (a - b).abs().max())
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # compiled in place
+    for w, g in zip(eager.predict(batch), compiled.predict(batch), strict=True):
+        assert len(g.boxes) == len(w.boxes) > 0
+        # a random model's scores are all about 0.01: near-ties that rounding may order either
+        # way before NMS, so the kept boxes are compared as scores (the outputs are, above)
+        assert torch.allclose(g.scores.sort().values, w.scores.sort().values, atol=1e-5)
+
+
+def test_compile_refuses_an_onnx_model(tmp_path):
+    import pytest
+
+    from crowdet.errors import CrowdetError
+
+    with pytest.raises(CrowdetError, match="compile applies to PyTorch checkpoints"):
+        Detector.from_checkpoint(tmp_path / "model.onnx", compile=True)
