@@ -8,12 +8,13 @@ crowded people and seconds per step for each.
     .venv/bin/python bench/sweep.py --tables --variant "lr10:train.lr=0.01" --variant base  # ad hoc
 
 A row is configs/demo.yaml with the row's changes (ROWS below: a dotted key set to a value; a
-mapping replaces the whole section, None deletes the key), written to the row's folder and
-trained with `crowdet demo --config` in its own process (`--jobs` at a time, `--threads` torch
-threads each). The tables `assign`, `crowd` and `augment` train a fixed number of steps (`--steps`,
-no time budget: the figures do not move with the machine's load); `zoo` compares architectures of
-different cost, so each row trains for the same time (`--seconds`). A row that only changes the
-post-processing (`eval_of`) re-evaluates another row's checkpoint with `crowdet val`; a row's
+mapping replaces the whole section, None deletes the key), written to the row's folder and trained
+with `crowdet demo --config` in its own process (`--jobs` at a time, `--threads` torch threads
+each). The tables `assign`, `crowd` and `augment` train a fixed number of steps (`--steps`, no time
+budget: the figures do not move with the machine's load); `zoo` compares architectures of different
+cost, so each row trains for the same CPU time (`--seconds` of `train.budget_clock=cpu`: with 1
+thread a row gets the same compute however many others share the machine). A row that only changes
+the post-processing (`eval_of`) re-evaluates another row's checkpoint with `crowdet val`; a row's
 `train.*` keys are given on the command line after the budget, so a row can set its own. Identical
 rows of several tables train once, and a rerun skips the rows already done (OUT/*/*/sweep.json).
 Rows sharing the machine: compare their metrics, and their seconds per step only with each other.
@@ -158,7 +159,8 @@ def variant_rows(specs: list[str]) -> dict[str, dict]:
 def common(preset: str, args: argparse.Namespace, timed: bool) -> list[str]:
     budget = ["train.time_budget=0", f"train.max_iters={args.steps}"]
     if timed:
-        budget = [f"train.time_budget={args.seconds:g}", "train.max_iters=1000000"]
+        budget = [f"train.time_budget={args.seconds:g}", "train.budget_clock=cpu"]
+        budget.append("train.max_iters=1000000")
     elif args.steps == 0:  # the config's own budget (the demo's 500 s)
         budget = []
     return [

@@ -300,6 +300,9 @@ class TrainConfig(Section):
     # seconds of training to plan for (0 = off): from the pace of the steps so far the schedule
     # is fitted to end when this time is spent, at most max_iters steps (like ultralytics' time=)
     time_budget: float = Field(0.0, ge=0.0)
+    # what the budget counts: wall seconds, or the process's CPU seconds (`cpu`: runs sharing a
+    # machine get the same compute whatever the load; with N threads a wall second counts up to N)
+    budget_clock: Literal["wall", "cpu"] = "wall"
     # the fewest steps the recipe reaches its documented figures with: a time budget that plans
     # fewer (a slow or busy machine) says so at the start (0 = no check)
     budget_min_iters: int = Field(0, ge=0)

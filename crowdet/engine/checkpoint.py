@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = (
     "train.max_iters",
     "train.time_limit",
     "train.time_budget",
+    "train.budget_clock",
     "train.threads",
     "train.device",
     "train.log_interval",

@@ -67,3 +67,23 @@ def test_a_resumed_budgeted_run_keeps_its_plan_and_its_clock(tmp_path, tiny_data
     assert (trainer.max_iters, trainer.budget.seconds) == (60, 15.0)
     trainer.train(final_eval=False)
     assert trainer.iter == 60 and trainer.budget.seconds == pytest.approx(30.0)
+
+
+def test_a_cpu_clock_budget_counts_the_compute_not_the_waiting(tmp_path, tiny_data):
+    import time
+
+    from crowdet.engine.budget import TimeBudget
+
+    trainer = Trainer(tiny_config(tiny_data, "train.budget_clock=cpu"), tmp_path, progress=False)
+    assert trainer.budget.clock is time.process_time
+    # steps that wait 10 ms for a core (a sleep: no CPU time): a 1-s wall budget plans about 100
+    # steps, a 1-s CPU budget many more (up to its cap)
+    plans = {}
+    for name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+        budget = TimeBudget(1.0, cap=100_000, clock=clock)
+        budget.start(0)
+        for it in range(1, PLAN_EVERY + 1):
+            time.sleep(0.01)
+            budget.after_step(it)
+        plans[name] = budget.max_iters
+    assert plans["wall"] < 110 and plans["cpu"] > 1000
