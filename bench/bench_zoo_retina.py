@@ -212,8 +212,8 @@ def main() -> int:
         infer.append(lambda: timed(lambda: compiled.predict(batch)))
     with torch.no_grad():
         dets_ours, dets_tv = ours.predict(batch), tv(tv_images)
-        start = time.perf_counter()
         if args.compile:
+            start = time.perf_counter()
             compiled.predict(batch)
             print(f"compiling crowdet for inference: {time.perf_counter() - start:.0f} s")
         i_ours, i_tv, *i_compiled = alternate(*infer, steps=args.steps)

@@ -53,7 +53,7 @@ def test_detect_and_evaluate_give_the_same_boxes(tmp_path):
         assert np.array_equal(scores.numpy(), dets[rec.image_id][1])
 
 
-def test_compiled_inference_gives_the_eager_outputs_and_boxes(tmp_path):
+def test_compiled_inference_gives_the_eager_outputs_and_scores(tmp_path):
     torch.manual_seed(0)
     overrides = [f"data.root={tmp_path}", "postprocess.score_threshold=0.005"]
     cfg = load_config("configs/tiny.yaml", overrides)
@@ -61,6 +61,9 @@ def test_compiled_inference_gives_the_eager_outputs_and_boxes(tmp_path):
     compiled = build_detector(cfg).eval()
     compiled.load_state_dict(eager.state_dict())
     compiled.compile_for_inference()
+    assert all(
+        m._compiled_call_impl is not None for m in (compiled.backbone, compiled.neck, compiled.head)
+    )
     records = images_and_records(tmp_path)
     batch = preprocess([cv2.imread(r.image_path) for r in records], 160, 32)
     with torch.no_grad():

@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile", action="store_true",
         help="torch.compile the network with frozen weights: a slow first image at each size "
-        "(about 2 minutes for ResNet-50 on 2 CPU cores), then faster; for many images or video",
+        "(60-110 s for ResNet-50 on 2 CPU cores), then faster; for many images or video",
     )  # fmt: skip
     p.add_argument(
         "--strict", action="store_true",
