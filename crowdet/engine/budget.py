@@ -22,7 +22,8 @@ class TimeBudget:
     step: it counts the time and, every PLAN_EVERY steps of the session, sets max_iters to the
     steps that fit in the time left at the session's pace (periodic validation and checkpoints
     included), within [iteration, cap]. `agree` makes every rank use the same length (DDP);
-    `clock` is what the time is measured by.
+    `clock` is what the time is measured by; `report`: whether this process says what it found
+    (under DDP only rank 0 does; every rank plans and checks alike).
 
     After CHECK_AFTER steps of the session it checks the machine, once: how much of the time its
     threads were ready to run they got a CPU (`share`; a busy machine is said so), and whether
@@ -37,9 +38,10 @@ class TimeBudget:
         clock: Callable[[], float] = time.perf_counter,
         min_iters: int = 0,
         share: CpuShare | None = None,
+        report: bool = True,
     ):
         self.budget, self.cap, self.agree, self.clock = budget, cap, agree, clock
-        self.min_iters, self.share = min_iters, share
+        self.min_iters, self.share, self.report = min_iters, share, report
         self.max_iters, self.seconds = cap, 0.0
         self._session, self._plans = (0.0, 0, 0.0), 0  # (clock, iteration, seconds) at start
         self._checked = False
@@ -64,7 +66,7 @@ class TimeBudget:
             fit = iteration + int((self.budget - self.seconds) / pace)
             self.max_iters = self.agree(max(iteration, min(self.cap, fit)))
             self._plans += 1
-            if self._plans == 1:
+            if self._plans == 1 and self.report:
                 log.info(
                     "train.time_budget=%gs: %.3f s per step, planning %d steps",
                     self.budget, pace, self.max_iters,
@@ -81,12 +83,13 @@ class TimeBudget:
         if self.share is not None:
             share = self.share.share()
             m.update(cpu_share=round(share, 3), busy=share < BUSY_SHARE)
-            if m["busy"]:
+            if m["busy"] and self.report:
                 log.warning(busy_line(share))
         if self.budget:
             m["planned_iters"] = self.max_iters
             if self.min_iters and self.max_iters < self.min_iters:
                 m["short"] = True
+            if m.get("short") and self.report:
                 log.warning(
                     "train.time_budget=%gs fits only %d steps at %.3f s per step, fewer than the "
                     "%d this recipe needs for its documented figures (train.budget_min_iters): "

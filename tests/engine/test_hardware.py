@@ -71,10 +71,12 @@ class FakeClocks:
         return {1: half, 2: half}
 
 
-def run_budget(clocks, budget=1000.0, min_iters=0, steps=CHECK_AFTER, schedstat=True):
+def run_budget(clocks, budget=1000.0, min_iters=0, steps=CHECK_AFTER, schedstat=True, report=True):
     sched = clocks.sched_now if schedstat else (lambda: None)
     share = H.CpuShare(2, wall=clocks.wall_now, cpu=clocks.cpu_now, sched=sched)
-    b = TimeBudget(budget, 10_000, clock=clocks.wall_now, min_iters=min_iters, share=share)
+    b = TimeBudget(
+        budget, 10_000, clock=clocks.wall_now, min_iters=min_iters, share=share, report=report
+    )
     b.start(0)
     for i in range(1, steps + 1):
         clocks.n = i
@@ -137,6 +139,19 @@ def test_a_budget_below_the_recipe_minimum_is_said_with_its_figures(caplog):
     with caplog.at_level(logging.WARNING):
         b = run_budget(FakeClocks(0.5, run=1.0), budget=100.0, min_iters=150)
     assert "short" not in b.machine and "fewer than" not in caplog.text
+
+
+def test_a_ddp_rank_other_than_0_finds_the_same_and_says_nothing(caplog):
+    # every rank plans and checks; only rank 0 (report=True) writes the warnings
+    with caplog.at_level(logging.INFO):
+        b = run_budget(FakeClocks(0.5, run=0.5, wait=1.5), budget=100.0, min_iters=500,
+                       report=False)  # fmt: skip
+    assert b.max_iters == 200 and b.machine["short"] and b.machine["busy"]
+    assert caplog.text == ""
+    with caplog.at_level(logging.INFO):
+        run_budget(FakeClocks(0.5, run=0.5, wait=1.5), budget=100.0, min_iters=500)
+    assert "fits only 200 steps" in caplog.text and "the machine is busy" in caplog.text
+    assert "planning 200 steps" in caplog.text
 
 
 def test_the_machine_is_checked_after_the_first_steps_not_before(caplog):
