@@ -306,6 +306,9 @@ class TrainConfig(Section):
     # the fewest steps the recipe reaches its documented figures with: a time budget that plans
     # fewer (a slow or busy machine) says so at the start (0 = no check)
     budget_min_iters: int = Field(0, ge=0)
+    # the recipe's measured quality by steps, [[steps, AP, MR^-2], ...] on the data the config
+    # documents: a plan below budget_min_iters also says what it is expected to score
+    budget_curve: list[tuple[Annotated[int, Field(gt=0)], Fraction, Fraction]] = []
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = Field(0, ge=0)  # torch CPU threads (0 = torch default)
     max_bad_steps: int = Field(20, ge=1)  # consecutive non-finite losses before the run stops
@@ -320,6 +323,14 @@ class TrainConfig(Section):
     base_batch: int = Field(16, ge=1)  # total batch that train.lr is tuned for (lr_scale linear)
     dist_timeout: float = Field(1800.0, gt=0.0)  # seconds a DDP collective may wait before failing
     vis_images: int = Field(4, ge=0)  # validation pictures drawn to TensorBoard per evaluation
+
+    @field_validator("budget_curve")
+    @classmethod
+    def _ascending_steps(cls, v):
+        steps = [row[0] for row in v]
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"the steps of [steps, AP, MR^-2] rows must ascend, got {steps}")
+        return v
 
 
 class EvalConfig(Section):

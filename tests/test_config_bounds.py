@@ -48,6 +48,10 @@ from crowdet.models.build import build_detector
         ("augment.hflip=2", "'augment.hflip': Input should be less than or equal to 1"),
         ("augment.scale=[1.2,0.8]", "'augment.scale': must be [low, high] with low <= high"),
         ("loss.focal_gamma=-1", "'loss.focal_gamma': Input should be greater than or equal to 0"),
+        ("train.budget_curve=[[900,0.7,0.7],[800,0.8,0.6]]", "'train.budget_curve': the steps "
+         "of [steps, AP, MR^-2] rows must ascend, got [900, 800]"),
+        ("train.budget_curve=[[900,1.7,0.7]]", "'train.budget_curve.0.1': Input should be less "),
+        ("train.budget_curve=[[0,0.7,0.7]]", "'train.budget_curve.0.0': Input should be greater "),
     ],
 )  # fmt: skip
 def test_out_of_bounds_is_an_error_naming_the_key(override, message):

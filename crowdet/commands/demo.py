@@ -60,7 +60,8 @@ def run(args) -> int:
     summary["machine"] = machine_summary(trainer)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(format_table(result))
-    for line in machine_warnings(summary["machine"], cfg.train.budget_min_iters):
+    t = cfg.train
+    for line in machine_warnings(summary["machine"], t.budget_min_iters, t.budget_curve):
         print(f"note: {line}")
     print(
         f"dataset ready in {data_time:.0f} s; trained {trainer.iter} steps x "
@@ -87,8 +88,11 @@ def machine_summary(trainer) -> dict:
     }  # fmt: skip
 
 
-def machine_warnings(machine: dict, min_iters: int) -> list[str]:
-    """Why these figures may be below the README's: a busy machine, too few steps."""
+def machine_warnings(machine: dict, min_iters: int, curve=()) -> list[str]:
+    """Why these figures may be below the README's: a busy machine, too few steps (and what the
+    recipe's measured `curve` expects at that count)."""
+    from crowdet.engine.budget import expectation
+
     lines = []
     if machine.get("busy"):
         lines.append(
@@ -97,10 +101,13 @@ def machine_warnings(machine: dict, min_iters: int) -> list[str]:
             "other processes took training steps, and the figures are lower than on a quiet one"
         )
     if machine.get("short"):
-        lines.append(
+        line = (
             f"the time budget fitted {machine['planned_iters']} steps, fewer than the {min_iters} "
             "the demo recipe needs for the README's figures"
         )
+        if "expected" in machine:
+            line += f": {expectation(machine['expected'], curve)}"
+        lines.append(line)
     return lines
 
 

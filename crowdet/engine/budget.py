@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from crowdet.engine.hardware import BUSY_SHARE, CpuShare, busy_line
 
@@ -39,9 +40,11 @@ class TimeBudget:
         min_iters: int = 0,
         share: CpuShare | None = None,
         report: bool = True,
+        curve: Sequence[tuple[int, float, float]] = (),
     ):
         self.budget, self.cap, self.agree, self.clock = budget, cap, agree, clock
         self.min_iters, self.share, self.report = min_iters, share, report
+        self.curve = list(curve)
         self.max_iters, self.seconds = cap, 0.0
         self._session, self._plans = (0.0, 0, 0.0), 0  # (clock, iteration, seconds) at start
         self._checked = False
@@ -89,13 +92,15 @@ class TimeBudget:
             m["planned_iters"] = self.max_iters
             if self.min_iters and self.max_iters < self.min_iters:
                 m["short"] = True
+                if self.curve:
+                    m["expected"] = expected_quality(self.curve, self.max_iters)
             if m.get("short") and self.report:
                 log.warning(
                     "train.time_budget=%gs fits only %d steps at %.3f s per step, fewer than the "
                     "%d this recipe needs for its documented figures (train.budget_min_iters): "
-                    "expect a lower AP and a higher MR^-2; a quiet machine or a longer "
-                    "train.time_budget gives the steps back",
+                    "%s; a quiet machine or a longer train.time_budget gives the steps back",
                     self.budget, self.max_iters, pace, self.min_iters,
+                    expectation(m.get("expected"), self.curve),
                 )  # fmt: skip
         self.machine = m
 
@@ -107,3 +112,38 @@ class TimeBudget:
         self.seconds = state.get("train_seconds", 0.0)
         if self.budget:
             self.max_iters = min(state.get("max_iters", self.cap), self.cap)
+
+
+def expected_quality(curve: Sequence[tuple[int, float, float]], steps: int) -> dict:
+    """AP and MR^-2 a recipe is expected to reach in `steps` from its measured `curve` of
+    (steps, AP, MR^-2), ascending steps: interpolated linearly in log(steps) between the measured
+    counts; outside them the nearest measurement, as a bound ("at_most": fewer steps than any
+    measured, "at_least": more)."""
+    first, last = curve[0], curve[-1]
+    if steps <= first[0] or steps >= last[0]:
+        near = first if steps <= first[0] else last
+        if steps == near[0]:
+            bound = "about"
+        else:
+            bound = "at_most" if near is first else "at_least"
+        return {"steps": steps, "ap": near[1], "mr": near[2], "bound": bound}
+    (s0, ap0, mr0), (s1, ap1, mr1) = next(
+        (a, b) for a, b in zip(curve, curve[1:]) if a[0] <= steps <= b[0]
+    )
+    w = (math.log(steps) - math.log(s0)) / (math.log(s1) - math.log(s0))
+    ap, mr = ap0 + w * (ap1 - ap0), mr0 + w * (mr1 - mr0)
+    return {"steps": steps, "ap": round(ap, 3), "mr": round(mr, 3), "bound": "about"}
+
+
+def expectation(expected: dict | None, curve: Sequence[tuple[int, float, float]]) -> str:
+    """The warning's words for `expected_quality` (or a plain "lower" without a curve)."""
+    if expected is None:
+        return "expect a lower AP and a higher MR^-2"
+    words = {"about": "about", "at_most": "at most", "at_least": "at least"}[expected["bound"]]
+    mr_words = {"about": "", "at_most": "at least ", "at_least": "at most "}[expected["bound"]]
+    steps, ap, mr = curve[-1]
+    return (
+        f"expect {words} AP {expected['ap']:.2f} / MR^-2 {mr_words}{expected['mr']:.2f}, against "
+        f"AP {ap:.2f} / MR^-2 {mr:.2f} at {steps} steps (the recipe's measured runs, "
+        "train.budget_curve)"
+    )

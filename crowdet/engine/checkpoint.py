@@ -32,6 +32,8 @@ RESUMABLE_CHANGES = (
     "train.time_limit",
     "train.time_budget",
     "train.budget_clock",
+    "train.budget_min_iters",
+    "train.budget_curve",
     "train.threads",
     "train.device",
     "train.log_interval",

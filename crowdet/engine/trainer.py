@@ -97,7 +97,7 @@ class Trainer:
             t.time_budget, t.max_iters, agree=broadcast_object, min_iters=t.budget_min_iters,
             share=CpuShare(torch.get_num_threads()) if self.device.type == "cpu" else None,
             clock=time.process_time if t.budget_clock == "cpu" else time.perf_counter,
-            report=self.dist.is_main,
+            report=self.dist.is_main, curve=t.budget_curve,
         )  # fmt: skip
         self._build_data()
         self._build_model()

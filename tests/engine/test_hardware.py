@@ -8,8 +8,15 @@ import pytest
 import torch
 from engine_helpers import tiny_config
 
+from crowdet.commands.demo import machine_warnings
 from crowdet.engine import hardware as H
-from crowdet.engine.budget import CHECK_AFTER, PLAN_EVERY, TimeBudget
+from crowdet.engine.budget import (
+    CHECK_AFTER,
+    PLAN_EVERY,
+    TimeBudget,
+    expectation,
+    expected_quality,
+)
 from crowdet.engine.trainer import Trainer
 
 CPU = torch.device("cpu")
@@ -181,3 +188,38 @@ def test_a_trainer_says_its_precision_and_keeps_the_machine_check(tmp_path, tiny
         trainer = Trainer(cfg, tmp_path, progress=False)
     assert H.precision_line("bf16", trainer.amp, CPU, H.cpu_info()) in caplog.text
     assert trainer.budget.share is not None and trainer.budget.share.threads >= 1
+
+
+CURVE = [(100, 0.5, 0.8), (400, 0.7, 0.6)]
+
+
+def test_the_expected_quality_is_interpolated_in_log_steps_and_bounded_outside():
+    # 200 steps lie halfway between 100 and 400 in log(steps)
+    assert expected_quality(CURVE, 200) == {"steps": 200, "ap": 0.6, "mr": 0.7, "bound": "about"}
+    assert expected_quality(CURVE, 100)["bound"] == "about"
+    low, high = expected_quality(CURVE, 50), expected_quality(CURVE, 800)
+    assert (low["ap"], low["mr"], low["bound"]) == (0.5, 0.8, "at_most")
+    assert (high["ap"], high["mr"], high["bound"]) == (0.7, 0.6, "at_least")
+    assert "at most AP 0.50 / MR^-2 at least 0.80" in expectation(low, CURVE)
+
+
+def test_a_short_plan_says_what_the_measured_curve_expects(caplog):
+    # 100 s at 0.5 s per step: 200 steps, below the recipe's 300
+    with caplog.at_level(logging.WARNING):
+        b = TimeBudget(100.0, 10_000, clock=lambda: clock[0], min_iters=300, curve=CURVE)
+        clock = [0.0]
+        b.start(0)
+        for i in range(1, CHECK_AFTER + 1):
+            clock[0] = i * 0.5
+            b.after_step(i)
+    assert b.machine["expected"] == {"steps": 200, "ap": 0.6, "mr": 0.7, "bound": "about"}
+    assert "fits only 200 steps" in caplog.text
+    assert "expect about AP 0.60 / MR^-2 0.70, against AP 0.70 / MR^-2 0.60 at 400 steps" in (
+        caplog.text
+    )
+    lines = machine_warnings(b.machine, 300, CURVE)
+    assert lines == [
+        "the time budget fitted 200 steps, fewer than the 300 the demo recipe needs for the "
+        "README's figures: expect about AP 0.60 / MR^-2 0.70, against AP 0.70 / MR^-2 0.60 at "
+        "400 steps (the recipe's measured runs, train.budget_curve)"
+    ]
