@@ -3,7 +3,7 @@ inputs: a training step (forward + backward + SGD, batch 2, 640 x 640, about 150
 image, fp32) and inference with decoding and NMS; prints images/s of both and the ratios.
 
     .venv/bin/python bench/bench_zoo_retina.py [--threads 1] [--steps 2] [--channels-last]
-        [--norm frozen_bn|bn] [--clock wall|cpu] [--compile]
+        [--norm frozen_bn|bn] [--clock wall|cpu] [--compile] [--profile]
 
 --norm frozen_bn (the default) benchmarks the CrowdHuman recipe's backbone (FrozenBatchNorm2d,
 stem and layer1 not trained) against torchvision's model as `retinanet_resnet50_fpn` builds it
@@ -23,7 +23,9 @@ each figure is the median of `--steps` timed steps after one untimed step. `--cl
 the process's CPU time instead of wall time: with --threads 1 on a machine other jobs load, it
 leaves out the time the step waits for a core. --compile adds crowdet's inference compiled with
 frozen weights (`crowdet detect --compile`; compiling takes minutes, outside the timing) as a
-third model taking turns with the other two.
+third model taking turns with the other two. --profile adds one training step of each model under
+torch.profiler, split into convolutions (forward, backward) and the rest: the convolutions are the
+same ATen kernels in both, so the rest bounds what crowdet can gain.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--compile", action="store_true",
         help="also crowdet's inference compiled (DenseDetector.compile_for_inference)",
+    )  # fmt: skip
+    p.add_argument(
+        "--profile", action="store_true",
+        help="then one training step of each under torch.profiler: convolution time, the rest",
     )  # fmt: skip
     return p.parse_args()
 
@@ -188,6 +194,29 @@ def alternate(*fns, steps: int) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
+CONV_OPS = {"aten::mkldnn_convolution": "forward", "aten::_slow_conv2d_forward": "forward",
+            "aten::convolution_backward": "backward"}  # fmt: skip
+
+
+def profile_steps(*named_steps) -> None:
+    """One step of each (name, fn) under torch.profiler: its CPU time in convolutions forward
+    and backward (self time of the ATen ops) and in everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    print(f"{'one step':14s} {'total s':>8s} {'conv fwd':>9s} {'conv bwd':>9s} {'rest':>7s}")
+    for name, fn in named_steps:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        conv = {"forward": 0.0, "backward": 0.0}
+        total = 0.0
+        for e in prof.key_averages():
+            total += e.self_cpu_time_total / 1e6
+            if e.key in CONV_OPS:
+                conv[CONV_OPS[e.key]] += e.self_cpu_time_total / 1e6
+        rest = total - conv["forward"] - conv["backward"]
+        print(f"{name:14s} {total:8.2f} {conv['forward']:9.2f} {conv['backward']:9.2f} {rest:7.2f}")
+
+
 def main() -> int:
     global CLOCK
     args = parse_args()
@@ -204,6 +233,11 @@ def main() -> int:
         lambda: train_step(tv, tv_opt, lambda: tv(tv_images, tv_targets)),
         steps=args.steps,
     )
+    if args.profile:
+        profile_steps(
+            ("crowdet", lambda: train_step(ours, our_opt, lambda: ours.loss(batch))),
+            ("torchvision", lambda: train_step(tv, tv_opt, lambda: tv(tv_images, tv_targets))),
+        )  # fmt: skip
     tv.load_state_dict(initial[0]), ours.load_state_dict(initial[1])  # inference from the start
     tv.eval(), ours.eval()
     infer = [lambda: timed(lambda: ours.predict(batch)), lambda: timed(lambda: tv(tv_images))]
