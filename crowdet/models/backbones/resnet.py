@@ -111,4 +111,5 @@ def run_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
             out = block.relu(out)
     if block.downsample is not None:
         x = conv_norm(x, block.downsample[0], block.downsample[1])
-    return block.relu(out + x)
+    out += x  # in place, as torchvision's blocks: a convolution's backward does not need its output
+    return block.relu(out)
