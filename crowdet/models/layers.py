@@ -26,7 +26,9 @@ class BasicBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        return self.act(x + self.body(x))
+        out = self.body(x)
+        out += x  # in place: the BatchNorm's backward does not need its output
+        return self.act(out)
 
 
 class ConvBNAct(nn.Module):
