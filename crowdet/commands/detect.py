@@ -67,8 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--compile", action="store_true",
-        help="torch.compile the network with frozen weights: a slow first image at each size "
-        "(60-110 s for ResNet-50 on 2 CPU cores), then faster; for many images or video",
+        help="torch.compile the network with frozen weights: a slow first image (60-110 s for "
+        "ResNet-50 on 2 CPU cores) and one or two more at new sizes, then faster; for many "
+        "images or video",
     )  # fmt: skip
     p.add_argument(
         "--strict", action="store_true",

@@ -59,8 +59,10 @@ class DenseDetector(nn.Module):
         """torch.compile the network (backbone, neck, head) in place for `predict`: inductor with
         the weights frozen into the graph, so on the CPU the convolutions run oneDNN's kernels on
         weights packed once, fused with their activations. The same outputs (within float
-        rounding); the first call at each input size compiles (seconds for the tiny models, 60-110 s
-        for ResNet-50-FPN on 2 cores). Inference only: the weights become constants
+        rounding). The first call compiles (seconds for the tiny models, 60-110 s for ResNet-50-FPN
+        on 2 cores); the first calls at new input sizes compile again, once or twice, until torch's
+        automatic dynamic shapes give one graph for every size (measured: three compiles for
+        inputs of six sizes). Inference only: the weights become constants
         of the compiled graph (under no_grad): later changes to the parameters do not reach it."""
         for part in (self.backbone, self.neck, self.head):
             part.compile(options={"freezing": True})
