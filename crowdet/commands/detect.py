@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crowdet.commands.eval import add_compile_argument
+
 HELP = "detect people in images, folders of images and videos"
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
@@ -65,12 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="one pass at the input size, without the checkpoint config's test-time "
         "augmentation (postprocess.test_scales, flip_test): several times faster",
     )  # fmt: skip
-    p.add_argument(
-        "--compile", action="store_true",
-        help="torch.compile the network with frozen weights: a slow first image (60-110 s for "
-        "ResNet-50 on 2 CPU cores) and one or two more at new sizes, then faster; for many "
-        "images or video",
-    )  # fmt: skip
+    add_compile_argument(p)
     p.add_argument(
         "--strict", action="store_true",
         help="stop at the first unreadable file (default: name it, go on, exit 1 at the end)",

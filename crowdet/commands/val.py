@@ -1,4 +1,4 @@
-"""`crowdet val CKPT [DATA] [key=value ...] [--out DIR] [--caltech] [--images DIR]`.
+"""`crowdet val CKPT [DATA] [key=value ...] [--out DIR] [--caltech] [--images DIR] [--compile]`.
 
 Evaluates a checkpoint with the config it holds (overrides apply on top): on that config's
 validation set, or on DATA, an annotation file (odgt or COCO json; `--format` for the others)
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crowdet.commands.eval import add_caltech_argument
+from crowdet.commands.eval import add_caltech_argument, add_compile_argument
 
 HELP = "evaluate a checkpoint with the config it holds, on its validation set or on DATA"
 
@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the format of DATA (default: from its name)",
     )  # fmt: skip
     add_caltech_argument(p)
+    add_compile_argument(p)
 
 
 def run(args) -> int:
@@ -42,7 +43,7 @@ def run(args) -> int:
     cfg = with_overrides(checkpoint_config(state, args.checkpoint), overrides, args.checkpoint)
     if data is not None:
         cfg = with_overrides(cfg, data_overrides(data, args.images, args.format), "DATA")
-    return evaluate_checkpoint(cfg, state, args.checkpoint, args.out, args.caltech)
+    return evaluate_checkpoint(cfg, state, args.checkpoint, args.out, args.caltech, args.compile)
 
 
 def data_overrides(data: Path, images: Path | None, fmt: str | None) -> list[str]:

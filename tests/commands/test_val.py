@@ -82,3 +82,24 @@ def test_validation_during_training_reports_the_caltech_setups(tiny_run, tmp_pat
     assert set(metrics["caltech"]) == {"Reasonable", "Small", "Heavy", "All"}
     logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert logged["caltech"] == metrics["caltech"]
+
+
+def test_val_compiled_scores_like_eager(tiny_run, val_out, tmp_path, monkeypatch):
+    from crowdet.models.detector import DenseDetector
+
+    compiled = []
+    original = DenseDetector.compile_for_inference
+    monkeypatch.setattr(
+        DenseDetector, "compile_for_inference",
+        lambda self: compiled.append(self) or original(self),
+    )  # fmt: skip
+    data, run = tiny_run
+    argv = ["val", str(run / "last.pt"), "--compile", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert len(compiled) == 1 and not compiled[0].training
+    a, b = metrics(val_out), metrics(tmp_path)
+    assert a["num_images"] == b["num_images"] and a["num_gt"] == b["num_gt"]
+    # the same network up to float rounding: scores near the threshold may flip a detection
+    assert abs(a["num_dets"] - b["num_dets"]) <= 2
+    for key in ("AP", "MR", "JI"):
+        assert b[key] == pytest.approx(a[key], abs=2e-3), key
