@@ -205,9 +205,9 @@ def test_the_expected_quality_is_interpolated_in_log_steps_and_bounded_outside()
 
 def test_a_short_plan_says_what_the_measured_curve_expects(caplog):
     # 100 s at 0.5 s per step: 200 steps, below the recipe's 300
+    clock = [0.0]
     with caplog.at_level(logging.WARNING):
         b = TimeBudget(100.0, 10_000, clock=lambda: clock[0], min_iters=300, curve=CURVE)
-        clock = [0.0]
         b.start(0)
         for i in range(1, CHECK_AFTER + 1):
             clock[0] = i * 0.5
